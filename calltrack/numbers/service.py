@@ -1,0 +1,504 @@
+"""NumbersService: tracking numbers for visitors, pools and their health.
+
+The number endpoint's two paths:
+
+- a request that needs the database (a new visitor, new tags, a lease this process has not
+  confirmed lately) goes through group commit (:func:`store.visit_batch_txn`) and is answered
+  after its batch commits;
+- a returning visitor whose lease this process confirmed in the database less than
+  ``renew_write_interval_seconds`` ago is answered from memory, with no database round trip.
+  The lease in the database then runs at least ``hold - renew_write_interval`` past the
+  visitor's last request, and a number is never reused within that interval of its lease's
+  end (the effective cool-down is at least the interval), so another process can never hand
+  the number to someone else while this one still answers it from memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from twisted.internet import task
+
+from calltrack.accounts.store import Site, site_by_key_txn
+from calltrack.clock import Clock
+from calltrack.config import NumbersConfig
+from calltrack.db.pool import DBPool
+from calltrack.numbers import sizing, store
+from calltrack.numbers.channels import CLICK_IDS, UTM_FIELDS, derive_channel, referrer_host
+from calltrack.numbers.rules import PoolRules, VisitFacts, choose_pool
+from calltrack.numbers.store import NewNumber, Pool, VisitIn, VisitOut
+from calltrack.phones import InvalidPhoneNumber, format_national, to_e164
+
+logger = logging.getLogger(__name__)
+
+# Column limits: anything longer is cut, never rejected (tags are often garbage).
+_TAG_MAX = 200
+_URL_MAX = 2048
+_SITE_CACHE_SECONDS = 10.0
+_MAX_CACHED_VISITORS = 200_000
+
+
+class InvalidInput(ValueError):
+    """The caller sent something we refuse; the message names it."""
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    site: Site
+    pools: tuple[Pool, ...]
+    own_host: str
+    loaded_at: float
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One number request as the resource parsed it."""
+
+    vid: str | None
+    sid: str | None
+    url: str | None = None
+    referrer: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # utm_* present in the request
+    click_ids: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class NumberAnswer:
+    phone_number: str
+    ttl: int
+    vid: str | None
+    sid: str | None
+    outcome: str  # leased | renewed | cached | exhausted | no_pool | bot | no_lease
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "phoneNumber": self.phone_number,
+            "formattedPhoneNumber": format_national(self.phone_number),
+            "ttl": self.ttl,
+        }
+        if self.sid is not None:
+            body["sid"] = self.sid
+        if self.vid is not None:
+            body["vid"] = self.vid
+        body["lease"] = self.outcome in ("leased", "renewed", "cached")
+        return body
+
+
+@dataclass
+class _Held:
+    """This process's memory of a visitor's open lease."""
+
+    e164: str
+    lease_id: int
+    pool_id: int
+    db_expires_at: float
+    confirmed_at: float
+    sig: str
+    hold_seconds: int
+
+
+def new_visitor_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _clean(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    # Control characters have no business in a tag; they are dropped, the rest kept as text.
+    text = "".join(ch for ch in text if ch >= " " and ch != "\x7f").strip()
+    return text[:limit] or None
+
+
+def touch_signature(sid: str, visit: Visit, referrer_domain: str) -> str:
+    parts = [sid, referrer_domain]
+    parts += [f"{k}={v}" for k, v in sorted(visit.tags)]
+    parts += [f"{k}={v}" for k, v in sorted(visit.click_ids)]
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
+
+
+class NumberMetrics:
+    def __init__(self, registry: CollectorRegistry, db: DBPool) -> None:
+        self.requests = Counter(
+            "calltrack_number_requests", "Number requests by outcome", ["outcome"], registry=registry
+        )
+        self.exhausted = Counter(
+            "calltrack_pool_exhaustions", "Visitors who found their pool without a free number", ["pool_id"], registry=registry
+        )
+        self.expired = Counter("calltrack_leases_expired", "Leases closed by the sweeper", registry=registry)
+        depth = Gauge("calltrack_db_queue_depth", "Writes waiting for group commit", registry=registry)
+        depth.set_function(db.queue_depth)
+
+
+class NumbersService:
+    def __init__(
+        self, db: DBPool, clock: Clock, config: NumbersConfig, *, registry: CollectorRegistry
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._config = config
+        self._metrics = NumberMetrics(registry, db)
+        self._visits = db.batch_queue("visit_batch", store.visit_batch_txn)
+        self._sites: dict[str, SiteContext] = {}
+        self._held: OrderedDict[tuple[int, str], _Held] = OrderedDict()
+        self._sweeper: task.LoopingCall | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = task.LoopingCall(self._sweep)
+        self._sweeper.clock = self._clock  # type: ignore[assignment]
+        self._sweeper.start(self._config.sweep_interval_seconds, now=False)
+
+    def stop(self) -> None:
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+
+    async def _sweep(self) -> None:
+        try:
+            n = await self._db.run("expire_leases", store.expire_leases_txn, self._clock.seconds())
+        except Exception:
+            logger.exception("lease sweep failed; it runs again in %ss", self._config.sweep_interval_seconds)
+            return
+        if n:
+            self._metrics.expired.inc(n)
+            logger.debug("closed %d expired leases", n)
+
+    async def sweep_now(self) -> int:
+        return await self._db.run("expire_leases", store.expire_leases_txn, self._clock.seconds())
+
+    # -- sites ------------------------------------------------------------------------------
+
+    async def site_context(self, site_key: str) -> SiteContext | None:
+        """The site and its pools, from a cache refreshed every few seconds (pool changes made
+        by another process show within that time)."""
+        now = self._clock.seconds()
+        ctx = self._sites.get(site_key)
+        if ctx is not None and now - ctx.loaded_at < _SITE_CACHE_SECONDS:
+            return ctx
+        loaded = await self._db.run("load_site", _load_site_txn, site_key)
+        if loaded is None:
+            self._sites.pop(site_key, None)
+            return None
+        site, pools = loaded
+        ctx = SiteContext(site, tuple(pools), _own_host(site), now)
+        if len(self._sites) > 10_000:
+            self._sites.clear()
+        self._sites[site_key] = ctx
+        return ctx
+
+    def forget_site(self, site_id: int | None = None) -> None:
+        if site_id is None:
+            self._sites.clear()
+        else:
+            self._sites = {k: v for k, v in self._sites.items() if v.site.id != site_id}
+
+    # -- the number endpoint ----------------------------------------------------------------
+
+    def _ttl(self, pool: Pool | None) -> int:
+        return pool.hold_seconds if pool is not None else self._config.default_hold_seconds
+
+    def _trust_seconds(self) -> float:
+        return self._config.renew_write_interval_seconds
+
+    async def number_for_visit(self, ctx: SiteContext, visit: Visit, *, bot: bool) -> NumberAnswer:
+        """Choose the number a visitor sees, leasing a pool number when a pool serves them."""
+        site = ctx.site
+        if bot:
+            self._metrics.requests.labels("bot").inc()
+            return NumberAnswer(site.own_number, self._config.default_hold_seconds, None, None, "bot")
+        vid = visit.vid or new_visitor_id()
+        sid = visit.sid or new_visitor_id()
+        now = self._clock.seconds()
+        ref_host = referrer_host(visit.referrer)
+        if ref_host == ctx.own_host or (ctx.own_host and ref_host.endswith("." + ctx.own_host)):
+            ref_host = ""  # moving inside the site is not a source
+        sig = touch_signature(sid, visit, ref_host)
+        key = (site.id, vid)
+        held = self._held.get(key)
+        if held is not None and held.sig == sig and now - held.confirmed_at < self._trust_seconds() and now < held.db_expires_at:
+            self._held.move_to_end(key)
+            self._metrics.requests.labels("cached").inc()
+            return NumberAnswer(held.e164, held.hold_seconds, vid, sid, "cached")
+
+        tags = dict(visit.tags)
+        clicks = dict(visit.click_ids)
+        channel = derive_channel(
+            utm_source=tags.get("utm_source"),
+            utm_medium=tags.get("utm_medium"),
+            referrer=visit.referrer,
+            own_host=ctx.own_host,
+            click_ids=clicks,  # type: ignore[arg-type]
+        )
+        facts = VisitFacts(
+            channel=channel,
+            utm_source=(tags.get("utm_source") or "").lower(),
+            utm_medium=(tags.get("utm_medium") or "").lower(),
+            utm_campaign=(tags.get("utm_campaign") or "").lower(),
+            keyword=(tags.get("utm_term") or "").lower(),
+            referrer_domain=ref_host,
+        )
+        pool = choose_pool(ctx.pools, facts)
+        touch: dict[str, Any] = {
+            "account_id": site.account_id,
+            "site_id": site.id,
+            "vid": vid,
+            "sid": sid,
+            "ts": now,
+            "channel": channel,
+            "url": visit.url,
+            "referrer": visit.referrer,
+            "pool_id": pool.id if pool else None,
+            "sig": sig,
+        }
+        for f in UTM_FIELDS:
+            touch[f] = tags.get(f)
+        for f in CLICK_IDS:
+            touch[f] = clicks.get(f)
+        out = await self._db.run_batched(
+            self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool)
+        )
+        return self._answer(ctx, key, out, vid, sid, sig, pool)
+
+    async def ping(self, ctx: SiteContext, vid: str, sid: str | None) -> NumberAnswer:
+        """Renew the visitor's lease (heartbeat); never takes a new number."""
+        now = self._clock.seconds()
+        key = (ctx.site.id, vid)
+        held = self._held.get(key)
+        if held is not None and now - held.confirmed_at < self._trust_seconds() and now < held.db_expires_at:
+            self._metrics.requests.labels("cached").inc()
+            return NumberAnswer(held.e164, held.hold_seconds, vid, sid, "cached")
+        out = await self._db.run_batched(
+            self._visits, VisitIn(ctx.site.account_id, ctx.site.id, vid, sid or "", now, None, None, allocate=False)
+        )
+        sig = held.sig if held is not None else ""
+        pool = next((p for p in ctx.pools if p.id == out.pool_id), None)
+        return self._answer(ctx, key, out, vid, sid, sig, pool)
+
+    def _answer(
+        self, ctx: SiteContext, key: tuple[int, str], out: VisitOut, vid: str, sid: str | None, sig: str, pool: Pool | None
+    ) -> NumberAnswer:
+        self._metrics.requests.labels(out.outcome).inc()
+        if out.outcome in ("leased", "renewed"):
+            assert out.e164 is not None and out.lease_id is not None and out.expires_at is not None
+            hold = pool.hold_seconds if pool is not None else self._config.default_hold_seconds
+            self._held[key] = _Held(
+                out.e164, out.lease_id, out.pool_id or 0, out.expires_at, self._clock.seconds(), sig, hold
+            )
+            self._held.move_to_end(key)
+            if len(self._held) > _MAX_CACHED_VISITORS:
+                self._held.popitem(last=False)
+            return NumberAnswer(out.e164, hold, vid, sid, out.outcome)
+        self._held.pop(key, None)
+        if out.outcome == "exhausted":
+            self._metrics.exhausted.labels(str(out.pool_id)).inc()
+            logger.warning("pool %s is exhausted; visitor %s gets the overflow number", out.pool_id, vid)
+            fallback = (pool.overflow_number if pool is not None else None) or ctx.site.own_number
+            return NumberAnswer(fallback, self._ttl(pool), vid, sid, "exhausted")
+        return NumberAnswer(ctx.site.own_number, self._ttl(pool), vid, sid, out.outcome)
+
+    # -- numbers ----------------------------------------------------------------------------
+
+    async def add_numbers(self, account_id: int, numbers: list[NewNumber]) -> list[store.TrackingNumber]:
+        added = await self._db.run("add_numbers", store.add_numbers_txn, account_id, numbers, self._clock.seconds())
+        self.forget_site()
+        return added
+
+    async def list_numbers(self, account_id: int, *, pool_id: int | None = None, include_retired: bool = False) -> list[store.TrackingNumber]:
+        return await self._db.run(
+            "list_numbers", store.list_numbers_txn, account_id, pool_id=pool_id, include_retired=include_retired
+        )
+
+    async def retire_number(self, account_id: int, number_id: int) -> store.TrackingNumber:
+        retired = await self._db.run("retire_number", store.retire_number_txn, account_id, number_id, self._clock.seconds())
+        self._held = OrderedDict((k, v) for k, v in self._held.items() if v.e164 != retired.e164)
+        return retired
+
+    # -- pools ------------------------------------------------------------------------------
+
+    async def create_pool(
+        self,
+        account_id: int,
+        site: Site,
+        *,
+        name: str,
+        rules: PoolRules,
+        priority: int | None = None,
+        hold_seconds: int | None = None,
+        cooldown_seconds: int | None = None,
+        overflow_number: str | None = None,
+    ) -> Pool:
+        if priority is None:
+            existing = await self._db.run("list_pools", store.list_pools_txn, account_id, site.id)
+            priority = max((p.priority for p in existing), default=0) + 10
+        pool = await self._db.run(
+            "create_pool",
+            store.create_pool_txn,
+            account_id=account_id,
+            site_id=site.id,
+            name=name,
+            priority=priority,
+            rules=rules,
+            hold_seconds=hold_seconds or self._config.default_hold_seconds,
+            cooldown_seconds=self._effective_cooldown(cooldown_seconds),
+            overflow_number=overflow_number,
+            now=self._clock.seconds(),
+        )
+        self.forget_site(site.id)
+        return pool
+
+    def _effective_cooldown(self, requested: int | None) -> int:
+        wanted = self._config.default_cooldown_seconds if requested is None else requested
+        # See the module docstring: never shorter than the in-memory trust interval.
+        return max(int(wanted), int(self._config.renew_write_interval_seconds + 0.999))
+
+    async def update_pool(self, account_id: int, pool_id: int, changes: dict[str, Any]) -> Pool:
+        if "cooldown_seconds" in changes:
+            changes = dict(changes, cooldown_seconds=self._effective_cooldown(changes["cooldown_seconds"]))
+        pool = await self._db.run("update_pool", store.update_pool_txn, account_id, pool_id, changes, self._clock.seconds())
+        self.forget_site(pool.site_id)
+        return pool
+
+    async def get_pool(self, account_id: int, pool_id: int) -> Pool:
+        return await self._db.run("get_pool", store.get_pool_txn, account_id, pool_id)
+
+    async def list_pools(self, account_id: int, site_id: int | None = None) -> list[Pool]:
+        return await self._db.run("list_pools", store.list_pools_txn, account_id, site_id)
+
+    async def leases(self, account_id: int, **filters: Any) -> list[store.LeaseRecord]:
+        return await self._db.run("list_leases", store.list_leases_txn, account_id, **filters)
+
+    async def pool_health(
+        self, account_id: int, pool_id: int, *, since: float, until: float, step: float = 3600.0
+    ) -> tuple[Pool, sizing.PoolHealth]:
+        pool = await self.get_pool(account_id, pool_id)
+        spans, exhausted, size = await self._db.run(
+            "pool_intervals", store.pool_intervals_txn, account_id, pool_id, since, until
+        )
+        health = sizing.pool_health(
+            spans, exhausted, size=size, cooldown_seconds=pool.cooldown_seconds, since=since, until=until, step=step
+        )
+        return pool, health
+
+    async def simulate_pool(
+        self, account_id: int, pool_id: int, *, size: int, hold_seconds: int | None, since: float, until: float
+    ) -> tuple[Pool, sizing.SimulationResult]:
+        pool = await self.get_pool(account_id, pool_id)
+        visits = await self._db.run("pool_visits", store.pool_visits_txn, account_id, pool_id, since, until)
+        result = sizing.simulate_pool(
+            visits,
+            size=size,
+            hold_seconds=hold_seconds or pool.hold_seconds,
+            cooldown_seconds=pool.cooldown_seconds,
+        )
+        return pool, result
+
+
+def _own_host(site: Site) -> str:
+    return site.allowed_domains[0].lower().removeprefix("www.") if site.allowed_domains else ""
+
+
+def _load_site_txn(conn: Any, site_key: str) -> tuple[Site, list[Pool]] | None:
+    site = site_by_key_txn(conn, site_key)
+    if site is None:
+        return None
+    return site, store.active_pools_for_site_txn(conn, site.id)
+
+
+# -- parsing numbers from people -------------------------------------------------------------
+
+NUMBER_CSV_COLUMNS = ("number", "forward_to", "pool", "source", "medium", "campaign", "keyword", "placement")
+
+
+def parse_number_csv(text: str, *, region: str, pools_by_name: dict[str, Pool], default_forward: str | None) -> list[NewNumber]:
+    """Read a CSV of numbers (header: number, forward_to, pool, source, medium, campaign,
+    keyword, placement; only ``number`` is required). A row with a pool is a pool number,
+    otherwise a static one. All rows are checked before anything is stored; errors name the
+    line.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or "number" not in [f.strip().lower() for f in reader.fieldnames]:
+        raise InvalidInput("the CSV needs a header row with at least a 'number' column")
+    unknown = [f for f in reader.fieldnames if f.strip().lower() not in NUMBER_CSV_COLUMNS]
+    if unknown:
+        raise InvalidInput(f"unknown column {unknown[0]!r} (known: {', '.join(NUMBER_CSV_COLUMNS)})")
+    out: list[NewNumber] = []
+    errors: list[str] = []
+    for line, row in enumerate(reader, start=2):
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+        try:
+            out.append(_number_from_fields(row, region=region, pools_by_name=pools_by_name, default_forward=default_forward))
+        except InvalidInput as e:
+            errors.append(f"line {line}: {e}")
+    if errors:
+        raise InvalidInput("; ".join(errors[:20]) + (f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""))
+    if not out:
+        raise InvalidInput("the CSV has no rows")
+    return out
+
+
+def _number_from_fields(
+    row: dict[str, str], *, region: str, pools_by_name: dict[str, Pool], default_forward: str | None
+) -> NewNumber:
+    try:
+        e164 = to_e164(row.get("number", ""), region)
+    except InvalidPhoneNumber as e:
+        raise InvalidInput(str(e)) from None
+    forward_raw = row.get("forward_to") or default_forward
+    if not forward_raw:
+        raise InvalidInput("forward_to is required (or give the pool's site a forwarding number)")
+    try:
+        forward = to_e164(forward_raw, region)
+    except InvalidPhoneNumber as e:
+        raise InvalidInput(f"forward_to: {e}") from None
+    pool_name = row.get("pool") or ""
+    pool_id = None
+    if pool_name:
+        pool = pools_by_name.get(pool_name)
+        if pool is None:
+            raise InvalidInput(f"no pool named {pool_name!r}")
+        pool_id = pool.id
+    fields = {f: (_clean(row.get(f), _TAG_MAX) if row.get(f) else None) for f in ("source", "medium", "campaign", "keyword", "placement")}
+    if pool_id is not None and any(fields.values()):
+        raise InvalidInput("a pool number takes its source from the visitor; give source fields only to static numbers")
+    return NewNumber(e164=e164, forward_to=forward, kind="pool" if pool_id else "static", pool_id=pool_id, **fields)
+
+
+def new_number_from_json(
+    body: dict[str, Any], *, region: str, pools_by_id: dict[int, Pool], default_forward: str | None
+) -> NewNumber:
+    """A number from an API body: {"number", "forward_to"?, "pool_id"?, "source"?, …}."""
+    if not isinstance(body.get("number"), str):
+        raise InvalidInput("'number' (a string) is required")
+    row = {k: str(v) for k, v in body.items() if isinstance(v, (str, int)) and k != "pool_id"}
+    pool_id = body.get("pool_id")
+    by_name: dict[str, Pool] = {}
+    if pool_id is not None:
+        if not isinstance(pool_id, int) or pool_id not in pools_by_id:
+            raise InvalidInput(f"pool {pool_id} not found")
+        row["pool"] = pools_by_id[pool_id].name
+        by_name = {pools_by_id[pool_id].name: pools_by_id[pool_id]}
+    return _number_from_fields(row, region=region, pools_by_name=by_name, default_forward=default_forward)
+
+
+def clean_visit(params: dict[str, Any]) -> Visit:
+    """Build a Visit from request parameters: tags and ids cut to their column sizes."""
+    tags = tuple((f, v) for f in UTM_FIELDS if (v := _clean(params.get(f), _TAG_MAX)))
+    clicks = tuple((f, v) for f in CLICK_IDS if (v := _clean(params.get(f), _TAG_MAX)))
+    return Visit(
+        vid=params.get("vid") or None,
+        sid=params.get("sid") or None,
+        url=_clean(params.get("url"), _URL_MAX),
+        referrer=_clean(params.get("ref"), _URL_MAX),
+        tags=tags,
+        click_ids=clicks,
+    )
+

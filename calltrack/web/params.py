@@ -1,0 +1,65 @@
+"""Validating request parameters into typed values, with 400s that name the parameter."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from calltrack.web.errors import ApiError
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def visitor_id(value: Any, name: str) -> str | None:
+    """A visitor or session id: 1-64 of [A-Za-z0-9_.-]; absent is None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ApiError(400, f"invalid_{name}", f"'{name}' must be 1-64 letters, digits, '_', '-' or '.'")
+    return value
+
+
+def integer(value: Any, name: str, *, default: int | None = None, minimum: int | None = None, maximum: int | None = None) -> int:
+    if value is None or value == "":
+        if default is None:
+            raise ApiError(400, "missing_parameter", f"'{name}' is required")
+        return default
+    if isinstance(value, bool):
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be an integer")
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be an integer") from None
+    if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be between {minimum} and {maximum}")
+    return n
+
+
+def timestamp(value: Any, name: str, *, default: float) -> float:
+    """Unix seconds, or an ISO 8601 time (UTC when it has no offset)."""
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be unix seconds or an ISO 8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def string(value: Any, name: str, *, required: bool = True, max_length: int = 200) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise ApiError(400, "missing_parameter", f"'{name}' is required")
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be a string")
+    if len(value) > max_length:
+        raise ApiError(400, "invalid_parameter", f"'{name}' is longer than {max_length} characters")
+    return value

@@ -1,0 +1,257 @@
+"""The HTTP glue: a small regex router over twisted.web, async handlers, errors as JSON.
+
+Handlers are ``async def handler(request, **path_params) -> Response``. They parse, validate,
+authenticate, call one service method and return a :class:`Response`; any :class:`ApiError`
+becomes its JSON error, and anything else a logged 500 whose body tells nothing of the inside.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from twisted.internet import defer
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from calltrack.web.errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # JSON-able, or bytes with content_type
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    regex: re.Pattern[str]
+    handler: Handler
+    name: str
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "calltrack_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "calltrack_http_request_duration_seconds",
+            "Time from request to response",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+            registry=registry,
+        )
+
+
+class LimitedRequest(Request):
+    """A Request that stops storing its body past the site's limit (answered with 413)."""
+
+    body_size = 0
+    body_too_large = False
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+        self.body_size += len(data)
+        limit = getattr(self.channel.site, "max_body_bytes", None) if self.channel else None
+        if limit is not None and self.body_size > limit:
+            self.body_too_large = True
+            return
+        super().handleContentChunk(data)
+
+
+class CalltrackSite(server.Site):
+    requestFactory = LimitedRequest
+
+    def __init__(self, resource: Resource, *, max_body_bytes: int, access_log: bool = False) -> None:
+        super().__init__(resource)
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+
+    def log(self, request: Request) -> None:
+        # The router logs structured lines (and the metrics count every request); Twisted's
+        # combined-log line would duplicate them on the hot path.
+        return
+
+
+class Router(Resource):
+    """Dispatch ``(method, path)`` to the first matching route."""
+
+    isLeaf = True
+
+    def __init__(self, metrics: HttpMetrics, *, access_log: bool = False) -> None:
+        super().__init__()
+        self._routes: list[Route] = []
+        self._metrics = metrics
+        self._access_log = access_log
+
+    def add(self, method: str, pattern: str, handler: Handler, *, name: str | None = None) -> None:
+        """Register ``handler`` for ``method`` on ``pattern`` (a regex with named groups)."""
+        self._routes.append(Route(method, re.compile("^" + pattern + "$"), handler, name or pattern))
+
+    def routes(self) -> list[Route]:
+        return list(self._routes)
+
+    def render(self, request: Request) -> int:  # type: ignore[override]
+        started = time.perf_counter()
+        path = request.path.decode("utf-8", "replace")
+        method = request.method.decode("ascii", "replace")
+        allowed: list[str] = []
+        route: Route | None = None
+        params: dict[str, str] = {}
+        for r in self._routes:
+            m = r.regex.match(path)
+            if m is None:
+                continue
+            if r.method == method or (method == "HEAD" and r.method == "GET"):
+                route, params = r, m.groupdict()
+                break
+            allowed.append(r.method)
+        if route is None:
+            if allowed:
+                err = ApiError(405, "method_not_allowed", f"{method} is not allowed here", details={"allowed": sorted(set(allowed))})
+                err.headers["Allow"] = ", ".join(sorted(set(allowed)))
+            else:
+                err = ApiError(404, "not_found", f"no such endpoint: {path}")
+            self._finish(request, _error_response(err), "unmatched", method, started)
+            return NOT_DONE_YET
+        d = defer.ensureDeferred(self._call(route, request, params))
+        d.addCallback(lambda resp: self._finish(request, resp, route.name, method, started))
+        d.addErrback(self._unexpected, request)
+        return NOT_DONE_YET
+
+    async def _call(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+        try:
+            if getattr(request, "body_too_large", False):
+                raise ApiError(413, "body_too_large", "the request body is larger than this endpoint accepts")
+            return await route.handler(request, **params)
+        except ApiError as e:
+            return _error_response(e)
+        except Exception:
+            logger.exception("unhandled error in %s %s", request.method.decode(), route.name)
+            return _error_response(ApiError(500, "internal_error", "something went wrong on our side; it has been logged"))
+
+    def _finish(self, request: Request, resp: Response, route: str, method: str, started: float) -> None:
+        if request._disconnected or request.finished:  # the client went away
+            return
+        request.setResponseCode(resp.status)
+        for k, v in resp.headers.items():
+            request.setHeader(k, v)
+        if isinstance(resp.body, bytes):
+            body = resp.body
+        elif resp.body is None:
+            body = b""
+        else:
+            body = json.dumps(resp.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if resp.status != 204:
+            request.setHeader(b"content-type", resp.content_type.encode("ascii"))
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        if method != "HEAD":
+            request.write(body)
+        request.finish()
+        elapsed = time.perf_counter() - started
+        self._metrics.requests.labels(route, method, str(resp.status)).inc()
+        self._metrics.latency.labels(route).observe(elapsed)
+        if self._access_log or elapsed > 0.5 or resp.status >= 500:
+            logger.info(
+                "%s %s %d %.1fms",
+                method,
+                request.uri.decode("utf-8", "replace")[:200].split("?")[0],
+                resp.status,
+                elapsed * 1000,
+                extra={"route": route, "status": resp.status, "ms": round(elapsed * 1000, 2)},
+            )
+
+    def _unexpected(self, failure: Failure, request: Request) -> None:  # pragma: no cover
+        logger.error("failure while answering %r", request.uri, exc_info=(failure.type, failure.value, failure.tb))
+        if not request.finished and not request._disconnected:
+            request.setResponseCode(500)
+            request.finish()
+
+
+def _error_response(err: ApiError) -> Response:
+    return Response(int(err.status), err.to_json(), headers=dict(err.headers))
+
+
+def json_response(body: Any, status: int = HTTPStatus.OK, **headers: str) -> Response:
+    return Response(int(status), body, headers=dict(headers))
+
+
+# -- reading requests ------------------------------------------------------------------------
+
+
+def query_params(request: Request) -> dict[str, str]:
+    """The query string as ``{name: first value}`` (strings, undecodable bytes replaced)."""
+    out: dict[str, str] = {}
+    for k, vs in (request.args or {}).items():
+        if vs:
+            out.setdefault(k.decode("utf-8", "replace"), vs[0].decode("utf-8", "replace"))
+    return out
+
+
+def body_bytes(request: Request) -> bytes:
+    if request.content is None:
+        return b""
+    request.content.seek(0)
+    return request.content.read()
+
+
+def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
+    """The body as a JSON object; 400 when it is not one."""
+    raw = body_bytes(request)
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "empty_body", "a JSON object body is required")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    return data
+
+
+def request_params(request: Request) -> dict[str, Any]:
+    """Query parameters merged with a JSON or form body (the body wins)."""
+    params: dict[str, Any] = query_params(request)
+    if request.method == b"POST":
+        ctype = (request.getHeader("content-type") or "").split(";")[0].strip().lower()
+        raw = body_bytes(request)
+        if raw.strip():
+            if ctype == "application/x-www-form-urlencoded":
+                try:
+                    form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+                except UnicodeDecodeError:
+                    raise ApiError(400, "malformed_body", "the form body is not UTF-8") from None
+                params.update({k: v[0] for k, v in form.items()})
+            else:
+                # JSON is the default: sendBeacon posts text/plain, which is JSON here.
+                params.update(json_body(request))
+    return params
+
+
+def client_address(request: Request, *, trust_forwarded_for: bool) -> str:
+    if trust_forwarded_for:
+        forwarded = request.getHeader("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    addr = request.getClientAddress()
+    return getattr(addr, "host", None) or "unknown"
