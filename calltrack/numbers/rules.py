@@ -34,6 +34,8 @@ class PoolRules:
         return not self.conditions
 
     def to_json(self) -> dict[str, Any]:
+        if not self.conditions:
+            return {"all": True}
         return {k: sorted(v) if len(v) > 1 else next(iter(v)) for k, v in self.conditions}
 
 

@@ -15,9 +15,7 @@ The number endpoint's two paths:
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import secrets
 from collections import OrderedDict
@@ -35,19 +33,13 @@ from calltrack.numbers import sizing, store
 from calltrack.numbers.channels import CLICK_IDS, UTM_FIELDS, derive_channel, referrer_host
 from calltrack.numbers.rules import PoolRules, VisitFacts, choose_pool
 from calltrack.numbers.store import NewNumber, Pool, VisitIn, VisitOut
-from calltrack.phones import InvalidPhoneNumber, format_national, to_e164
+from calltrack.numbers.inputs import URL_MAX, TAG_MAX, clean_text
+from calltrack.phones import format_national
 
 logger = logging.getLogger(__name__)
 
-# Column limits: anything longer is cut, never rejected (tags are often garbage).
-_TAG_MAX = 200
-_URL_MAX = 2048
 _SITE_CACHE_SECONDS = 10.0
 _MAX_CACHED_VISITORS = 200_000
-
-
-class InvalidInput(ValueError):
-    """The caller sent something we refuse; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -107,15 +99,6 @@ class _Held:
 
 def new_visitor_id() -> str:
     return secrets.token_urlsafe(12)
-
-
-def _clean(value: Any, limit: int) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    # Control characters have no business in a tag; they are dropped, the rest kept as text.
-    text = "".join(ch for ch in text if ch >= " " and ch != "\x7f").strip()
-    return text[:limit] or None
 
 
 def touch_signature(sid: str, visit: Visit, referrer_domain: str) -> str:
@@ -337,8 +320,9 @@ class NumbersService:
         overflow_number: str | None = None,
     ) -> Pool:
         if priority is None:
-            existing = await self._db.run("list_pools", store.list_pools_txn, account_id, site.id)
-            priority = max((p.priority for p in existing), default=0) + 10
+            # Pools with conditions come before a catch-all pool unless told otherwise; among
+            # equals the older pool wins.
+            priority = 1000 if rules.matches_all else 100
         pool = await self._db.run(
             "create_pool",
             store.create_pool_txn,
@@ -375,6 +359,9 @@ class NumbersService:
 
     async def leases(self, account_id: int, **filters: Any) -> list[store.LeaseRecord]:
         return await self._db.run("list_leases", store.list_leases_txn, account_id, **filters)
+
+    async def lease_events(self, account_id: int, lease_id: int) -> list[tuple[str, float, float]]:
+        return await self._db.run("lease_events", store.lease_events_txn, account_id, lease_id)
 
     async def pool_health(
         self, account_id: int, pool_id: int, *, since: float, until: float, step: float = 3600.0
@@ -413,91 +400,15 @@ def _load_site_txn(conn: Any, site_key: str) -> tuple[Site, list[Pool]] | None:
     return site, store.active_pools_for_site_txn(conn, site.id)
 
 
-# -- parsing numbers from people -------------------------------------------------------------
-
-NUMBER_CSV_COLUMNS = ("number", "forward_to", "pool", "source", "medium", "campaign", "keyword", "placement")
-
-
-def parse_number_csv(text: str, *, region: str, pools_by_name: dict[str, Pool], default_forward: str | None) -> list[NewNumber]:
-    """Read a CSV of numbers (header: number, forward_to, pool, source, medium, campaign,
-    keyword, placement; only ``number`` is required). A row with a pool is a pool number,
-    otherwise a static one. All rows are checked before anything is stored; errors name the
-    line.
-    """
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "number" not in [f.strip().lower() for f in reader.fieldnames]:
-        raise InvalidInput("the CSV needs a header row with at least a 'number' column")
-    unknown = [f for f in reader.fieldnames if f.strip().lower() not in NUMBER_CSV_COLUMNS]
-    if unknown:
-        raise InvalidInput(f"unknown column {unknown[0]!r} (known: {', '.join(NUMBER_CSV_COLUMNS)})")
-    out: list[NewNumber] = []
-    errors: list[str] = []
-    for line, row in enumerate(reader, start=2):
-        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
-        try:
-            out.append(_number_from_fields(row, region=region, pools_by_name=pools_by_name, default_forward=default_forward))
-        except InvalidInput as e:
-            errors.append(f"line {line}: {e}")
-    if errors:
-        raise InvalidInput("; ".join(errors[:20]) + (f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""))
-    if not out:
-        raise InvalidInput("the CSV has no rows")
-    return out
-
-
-def _number_from_fields(
-    row: dict[str, str], *, region: str, pools_by_name: dict[str, Pool], default_forward: str | None
-) -> NewNumber:
-    try:
-        e164 = to_e164(row.get("number", ""), region)
-    except InvalidPhoneNumber as e:
-        raise InvalidInput(str(e)) from None
-    forward_raw = row.get("forward_to") or default_forward
-    if not forward_raw:
-        raise InvalidInput("forward_to is required (or give the pool's site a forwarding number)")
-    try:
-        forward = to_e164(forward_raw, region)
-    except InvalidPhoneNumber as e:
-        raise InvalidInput(f"forward_to: {e}") from None
-    pool_name = row.get("pool") or ""
-    pool_id = None
-    if pool_name:
-        pool = pools_by_name.get(pool_name)
-        if pool is None:
-            raise InvalidInput(f"no pool named {pool_name!r}")
-        pool_id = pool.id
-    fields = {f: (_clean(row.get(f), _TAG_MAX) if row.get(f) else None) for f in ("source", "medium", "campaign", "keyword", "placement")}
-    if pool_id is not None and any(fields.values()):
-        raise InvalidInput("a pool number takes its source from the visitor; give source fields only to static numbers")
-    return NewNumber(e164=e164, forward_to=forward, kind="pool" if pool_id else "static", pool_id=pool_id, **fields)
-
-
-def new_number_from_json(
-    body: dict[str, Any], *, region: str, pools_by_id: dict[int, Pool], default_forward: str | None
-) -> NewNumber:
-    """A number from an API body: {"number", "forward_to"?, "pool_id"?, "source"?, …}."""
-    if not isinstance(body.get("number"), str):
-        raise InvalidInput("'number' (a string) is required")
-    row = {k: str(v) for k, v in body.items() if isinstance(v, (str, int)) and k != "pool_id"}
-    pool_id = body.get("pool_id")
-    by_name: dict[str, Pool] = {}
-    if pool_id is not None:
-        if not isinstance(pool_id, int) or pool_id not in pools_by_id:
-            raise InvalidInput(f"pool {pool_id} not found")
-        row["pool"] = pools_by_id[pool_id].name
-        by_name = {pools_by_id[pool_id].name: pools_by_id[pool_id]}
-    return _number_from_fields(row, region=region, pools_by_name=by_name, default_forward=default_forward)
-
-
 def clean_visit(params: dict[str, Any]) -> Visit:
     """Build a Visit from request parameters: tags and ids cut to their column sizes."""
-    tags = tuple((f, v) for f in UTM_FIELDS if (v := _clean(params.get(f), _TAG_MAX)))
-    clicks = tuple((f, v) for f in CLICK_IDS if (v := _clean(params.get(f), _TAG_MAX)))
+    tags = tuple((f, v) for f in UTM_FIELDS if (v := clean_text(params.get(f), TAG_MAX)))
+    clicks = tuple((f, v) for f in CLICK_IDS if (v := clean_text(params.get(f), TAG_MAX)))
     return Visit(
         vid=params.get("vid") or None,
         sid=params.get("sid") or None,
-        url=_clean(params.get("url"), _URL_MAX),
-        referrer=_clean(params.get("ref"), _URL_MAX),
+        url=clean_text(params.get("url"), URL_MAX),
+        referrer=clean_text(params.get("ref"), URL_MAX),
         tags=tags,
         click_ids=clicks,
     )

@@ -201,8 +201,14 @@ def create_pool_txn(
 
 
 def update_pool_txn(conn: Connection, account_id: int, pool_id: int, changes: dict[str, Any], now: float) -> Pool:
-    get_pool_txn(conn, account_id, pool_id)
+    current = get_pool_txn(conn, account_id, pool_id)
     values = dict(changes)
+    if values.get("name") not in (None, current.name):
+        taken = conn.execute(
+            sa.select(pools.c.id).where(pools.c.site_id == current.site_id, pools.c.name == values["name"])
+        ).first()
+        if taken:
+            raise Conflict(f"site {current.site_id} already has a pool named {values['name']!r}")
     if "rules" in values:
         values["rules"] = json.dumps(values["rules"].to_json(), sort_keys=True)
     if values.pop("retired", False):

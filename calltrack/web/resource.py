@@ -96,8 +96,10 @@ class Router(Resource):
 
     isLeaf = True
 
-    def __init__(self, metrics: HttpMetrics, *, access_log: bool = False) -> None:
+    def __init__(self, metrics: HttpMetrics, *, max_body_bytes: int = 64 * 1024, access_log: bool = False) -> None:
         super().__init__()
+        self.max_body_bytes = max_body_bytes
+        self.in_flight = 0
         self._routes: list[Route] = []
         self._metrics = metrics
         self._access_log = access_log
@@ -132,6 +134,7 @@ class Router(Resource):
                 err = ApiError(404, "not_found", f"no such endpoint: {path}")
             self._finish(request, _error_response(err), "unmatched", method, started)
             return NOT_DONE_YET
+        self.in_flight += 1
         d = defer.ensureDeferred(self._call(route, request, params))
         d.addCallback(lambda resp: self._finish(request, resp, route.name, method, started))
         d.addErrback(self._unexpected, request)
@@ -139,7 +142,7 @@ class Router(Resource):
 
     async def _call(self, route: Route, request: Request, params: dict[str, str]) -> Response:
         try:
-            if getattr(request, "body_too_large", False):
+            if getattr(request, "body_too_large", False) or _body_size(request) > self.max_body_bytes:
                 raise ApiError(413, "body_too_large", "the request body is larger than this endpoint accepts")
             return await route.handler(request, **params)
         except ApiError as e:
@@ -149,6 +152,8 @@ class Router(Resource):
             return _error_response(ApiError(500, "internal_error", "something went wrong on our side; it has been logged"))
 
     def _finish(self, request: Request, resp: Response, route: str, method: str, started: float) -> None:
+        if route != "unmatched":
+            self.in_flight -= 1
         if request._disconnected or request.finished:  # the client went away
             return
         request.setResponseCode(resp.status)
@@ -180,10 +185,20 @@ class Router(Resource):
             )
 
     def _unexpected(self, failure: Failure, request: Request) -> None:  # pragma: no cover
+        self.in_flight -= 1
         logger.error("failure while answering %r", request.uri, exc_info=(failure.type, failure.value, failure.tb))
         if not request.finished and not request._disconnected:
             request.setResponseCode(500)
             request.finish()
+
+
+def _body_size(request: Request) -> int:
+    declared = request.getHeader("content-length")
+    if declared is not None and declared.isdigit():
+        return int(declared)
+    if request.content is None:
+        return 0
+    return len(request.content.getvalue()) if hasattr(request.content, "getvalue") else 0
 
 
 def _error_response(err: ApiError) -> Response:

@@ -1,0 +1,5 @@
+import sys
+
+from calltrack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""Wiring: config → engine → DBPool → services → HTTP resources → site. Nothing global.
+
+Tests build an :class:`App` on an in-memory database with a fake clock; ``calltrack serve``
+builds one on the configured database with the real reactor.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+
+from calltrack.accounts.resources import AccountResources
+from calltrack.accounts.service import AccountsService
+from calltrack.config import CalltrackConfig
+from calltrack.db.engine import create_engine
+from calltrack.db.pool import DBPool
+from calltrack.numbers.resources import NumberResources, PublicSiteGate
+from calltrack.numbers.service import NumbersService
+from calltrack.web.ops import OpsResources
+from calltrack.web.resource import CalltrackSite, HttpMetrics, Router
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    config: CalltrackConfig
+    engine: Engine
+    db: DBPool
+    registry: CollectorRegistry
+    accounts: AccountsService
+    numbers: NumbersService
+    router: Router
+    site: CalltrackSite
+
+    def start(self) -> None:
+        self.db.start()
+        self.numbers.start()
+
+    def stop(self) -> None:
+        self.numbers.stop()
+        self.db.stop()
+
+
+def build_app(
+    config: CalltrackConfig,
+    *,
+    reactor: Any,
+    clock: Any = None,
+    engine: Engine | None = None,
+    synchronous_db: bool = False,
+) -> App:
+    """Build the whole service.
+
+    Args:
+        reactor: delivers database results; also the clock unless ``clock`` is given.
+        engine: an existing engine (tests share one); otherwise built from the config.
+        synchronous_db: run database work inline (tests with ``task.Clock``).
+    """
+    clock = clock or reactor
+    engine = engine or create_engine(
+        config.database.url, pool_size=config.database.pool_size, max_overflow=config.database.max_overflow
+    )
+    db = DBPool(engine, reactor, max_batch=config.database.max_batch, synchronous=synchronous_db)
+    registry = CollectorRegistry()
+    accounts = AccountsService(db, clock)
+    numbers = NumbersService(db, clock, config.numbers, registry=registry)
+    router = Router(HttpMetrics(registry), max_body_bytes=config.http.max_body_bytes)
+    OpsResources(db, registry).register(router)
+    AccountResources(accounts).register(router)
+    gate = PublicSiteGate(numbers, clock, config.http, config.ratelimit)
+    NumberResources(numbers, accounts, gate, clock).register(router)
+    site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
+    return App(config, engine, db, registry, accounts, numbers, router, site)

@@ -1,0 +1,495 @@
+"""The ``calltrack`` command.
+
+Commands that change data run the same service code as the HTTP API, on the calling thread
+(a synchronous DBPool), so the CLI and the API validate alike. ``serve`` runs the reactor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from calltrack.accounts.service import AccountError
+from calltrack.accounts.store import list_accounts_txn
+from calltrack.app import App, build_app
+from calltrack.config import CalltrackConfig, ConfigError, load_config
+from calltrack.db.engine import create_engine, is_sqlite
+from calltrack.db.migrate import current_revision, head_revision, upgrade
+from calltrack.numbers.inputs import InvalidInput, new_number_from_json, parse_number_csv, pool_settings
+from calltrack.numbers.resources import health_json, simulation_json
+from calltrack.numbers.store import Conflict, NotFound
+from calltrack.phones import format_national
+
+logger = logging.getLogger("calltrack")
+
+
+class CliError(Exception):
+    """A message for the user; the command exits with status 2."""
+
+
+class WallClock:
+    """The real clock, for commands that run without a reactor."""
+
+    def seconds(self) -> float:
+        return time.time()
+
+    def callLater(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802
+        raise RuntimeError("the CLI runs no timers")
+
+
+def run_now(coro: Any) -> Any:
+    """Run a service coroutine whose database work is synchronous, and return its result."""
+    results: list[Any] = []
+    defer.ensureDeferred(coro).addBoth(results.append)
+    if not results:  # pragma: no cover - only if something waited on the reactor
+        raise RuntimeError("the operation did not complete synchronously")
+    if hasattr(results[0], "raiseException"):
+        results[0].raiseException()
+    return results[0]
+
+
+def _open_app(config: CalltrackConfig) -> App:
+    engine = create_engine(config.database.url)
+    rev, head = current_revision(engine), head_revision()
+    if rev != head:
+        raise CliError(f"the database is at revision {rev or 'none'}, not {head}: run `calltrack db upgrade` first")
+    return build_app(config, reactor=None, clock=WallClock(), engine=engine, synchronous_db=True)
+
+
+def _account(app: App, account_id: int | None) -> Any:
+    if account_id is None:
+        accounts = app.db.run_sync("list_accounts", list_accounts_txn)
+        if len(accounts) != 1:
+            raise CliError("give --account ID" + (" (there are several accounts)" if accounts else " (create one with `calltrack account create`)"))
+        return accounts[0]
+    account = run_now(app.accounts.get_account(account_id))
+    if account is None:
+        raise CliError(f"no account {account_id}")
+    return account
+
+
+def _print(obj: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False) if as_json else text)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_db_upgrade(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    engine = create_engine(config.database.url)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)}")
+
+
+def cmd_account_create(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    try:
+        account, key = run_now(
+            app.accounts.create_account(args.name, timezone=args.timezone, currency=args.currency, default_region=args.region)
+        )
+    except AccountError as e:
+        raise CliError(str(e)) from None
+    _print(
+        {"id": account.id, "name": account.name, "api_key": key},
+        args.json,
+        f"account {account.id} created: {account.name}\nAPI key (shown once, keep it): {key}",
+    )
+
+
+def cmd_site_add(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        site = run_now(
+            app.accounts.add_site(
+                account, name=args.name, allowed_domains=args.domain, own_number=args.number, forward_to=args.forward_to
+            )
+        )
+    except AccountError as e:
+        raise CliError(str(e)) from None
+    from calltrack.accounts.resources import site_json
+
+    _print(
+        site_json(site),
+        args.json,
+        f"site {site.id} added: {site.name}\nsite key: {site.site_key}\n"
+        f'embed: <script src="{config.http.public_base_url}/ct.js" data-site="{site.site_key}" async></script>',
+    )
+
+
+def _pools_by_name(app: App, account_id: int) -> dict[str, Any]:
+    return {p.name: p for p in run_now(app.numbers.list_pools(account_id))}
+
+
+def _site_forward(app: App, account_id: int, site_id: int | None, pool: Any = None) -> str | None:
+    sid = site_id if site_id is not None else (pool.site_id if pool is not None else None)
+    if sid is None:
+        return None
+    site = run_now(app.accounts.get_site(account_id, sid))
+    if site is None:
+        raise CliError(f"no site {sid} in this account")
+    return site.forward_to
+
+
+def cmd_numbers_add(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    pools = _pools_by_name(app, account.id)
+    pool = None
+    if args.pool:
+        pool = pools.get(args.pool) or next((p for p in pools.values() if str(p.id) == args.pool), None)
+        if pool is None:
+            raise CliError(f"no pool {args.pool!r}")
+    forward = args.forward_to or _site_forward(app, account.id, args.site, pool)
+    new = []
+    for number in args.numbers:
+        body: dict[str, Any] = {"number": number}
+        if pool is not None:
+            body["pool_id"] = pool.id
+        for f in ("source", "medium", "campaign", "keyword", "placement"):
+            if getattr(args, f):
+                body[f] = getattr(args, f)
+        try:
+            new.append(
+                new_number_from_json(
+                    body, region=account.default_region, pools_by_id={p.id: p for p in pools.values()}, default_forward=forward
+                )
+            )
+        except InvalidInput as e:
+            raise CliError(f"{number}: {e}") from None
+    try:
+        added = run_now(app.numbers.add_numbers(account.id, new))
+    except Conflict as e:
+        raise CliError(str(e)) from None
+    _print([n.to_json() for n in added], args.json, "\n".join(f"added {n.id}: {n.e164} ({n.kind})" for n in added))
+
+
+def cmd_numbers_import(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
+    try:
+        new = parse_number_csv(
+            text,
+            region=account.default_region,
+            pools_by_name=_pools_by_name(app, account.id),
+            default_forward=args.forward_to or _site_forward(app, account.id, args.site),
+        )
+        added = run_now(app.numbers.add_numbers(account.id, new))
+    except (InvalidInput, Conflict) as e:
+        raise CliError(f"{args.file}: {e}") from None
+    _print({"imported": len(added)}, args.json, f"imported {len(added)} numbers from {args.file}")
+
+
+def cmd_numbers_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    numbers = run_now(app.numbers.list_numbers(account.id, include_retired=args.all))
+    pools = {p.id: p.name for p in run_now(app.numbers.list_pools(account.id))}
+    lines = [f"{'id':>5}  {'number':<16} {'kind':<7} {'pool/source':<30} {'forwards to':<16} status"]
+    for n in numbers:
+        what = pools.get(n.pool_id, "") if n.kind == "pool" else " / ".join(x for x in (n.source, n.medium, n.campaign, n.placement) if x)
+        lines.append(f"{n.id:>5}  {n.e164:<16} {n.kind:<7} {what[:30]:<30} {n.forward_to:<16} {n.status}")
+    _print([n.to_json() for n in numbers], args.json, "\n".join(lines))
+
+
+def cmd_numbers_retire(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        number = run_now(app.numbers.retire_number(account.id, args.number_id))
+    except NotFound:
+        raise CliError(f"no number {args.number_id} in this account") from None
+    _print(number.to_json(), args.json, f"retired {number.e164}")
+
+
+def _parse_rule_args(rules: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for rule in rules:
+        key, sep, value = rule.partition("=")
+        if not sep:
+            raise CliError(f"--rule {rule!r}: write key=value, e.g. channel=paid_search or utm_source=google,bing")
+        out[key.strip()] = [v.strip() for v in value.split(",")]
+    return out or {"all": True}
+
+
+def cmd_pools_create(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    body: dict[str, Any] = {"name": args.name, "site_id": args.site, "rules": _parse_rule_args(args.rule)}
+    for key in ("priority", "hold_seconds", "cooldown_seconds", "overflow_number"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    try:
+        settings = pool_settings(body, region=account.default_region, creating=True)
+    except InvalidInput as e:
+        raise CliError(str(e)) from None
+    site = run_now(app.accounts.get_site(account.id, settings.pop("site_id")))
+    if site is None:
+        raise CliError(f"no site {args.site} in this account")
+    try:
+        pool = run_now(app.numbers.create_pool(account.id, site, **settings))
+    except Conflict as e:
+        raise CliError(str(e)) from None
+    _print(pool.to_json(), args.json, f"pool {pool.id} created: {pool.name} rules={json.dumps(pool.rules.to_json())} hold={pool.hold_seconds}s")
+
+
+def cmd_pools_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    pools = run_now(app.numbers.list_pools(account.id))
+    lines = [f"{'id':>4}  {'site':>4}  {'prio':>4}  {'name':<20} {'hold':>6} {'cool':>6}  rules"]
+    for p in pools:
+        lines.append(
+            f"{p.id:>4}  {p.site_id:>4}  {p.priority:>4}  {p.name[:20]:<20} {p.hold_seconds:>6} {p.cooldown_seconds:>6}  "
+            f"{json.dumps(p.rules.to_json())}{'  (retired)' if p.retired else ''}"
+        )
+    _print([p.to_json() for p in pools], args.json, "\n".join(lines))
+
+
+def cmd_pools_status(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    until = time.time()
+    since = until - args.days * 86400
+    pools = [p for p in run_now(app.numbers.list_pools(account.id)) if not p.retired]
+    if args.pool is not None:
+        pools = [p for p in pools if p.id == args.pool]
+        if not pools:
+            raise CliError(f"no pool {args.pool} in this account")
+    reports = []
+    lines = []
+    for p in pools:
+        pool, health = run_now(app.numbers.pool_health(account.id, p.id, since=since, until=until, step=args.step))
+        reports.append(health_json(pool, health, since, until, args.step))
+        advice = "ok"
+        if health.recommended_size > health.size:
+            advice = f"add {health.recommended_size - health.size} numbers"
+        elif health.size > 2 * max(health.recommended_size, 1):
+            advice = f"could release {health.size - health.recommended_size} numbers"
+        lines.append(
+            f"pool {pool.id} {pool.name!r}: {health.size} numbers, peak {health.peak_concurrent} held at once, "
+            f"{health.leases} leases, {health.exhausted} exhausted, mean lease {health.mean_lease_seconds / 60:.1f} min, "
+            f"recommended size {health.recommended_size} ({advice})"
+        )
+        busy = [pt for pt in health.series if pt.peak_leases]
+        for pt in busy[-args.rows :]:
+            bar = "#" * round(pt.utilisation * 40)
+            lines.append(f"  {_when(pt.start)}  {pt.peak_leases:>4} held  {pt.utilisation:6.1%} {bar}")
+    _print(reports, args.json, "\n".join(lines) or "no pools")
+
+
+def cmd_pools_simulate(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    until = time.time()
+    since = until - args.days * 86400
+    rows = []
+    for size in args.size:
+        try:
+            pool, result = run_now(
+                app.numbers.simulate_pool(account.id, args.pool, size=size, hold_seconds=args.hold_seconds, since=since, until=until)
+            )
+        except NotFound:
+            raise CliError(f"no pool {args.pool} in this account") from None
+        rows.append(simulation_json(pool, result, since, until))
+    lines = [f"replaying {rows[0]['requests']} requests of {rows[0]['visitors']} visitors (last {args.days:g} days)"]
+    for r in rows:
+        lines.append(
+            f"  size {r['size']:>4}, hold {r['hold_seconds'] / 60:.0f} min: {r['exhausted_share']:.2%} of requests "
+            f"exhausted ({r['exhausted_requests']}), peak {r['peak_concurrent']}"
+        )
+    _print(rows, args.json, "\n".join(lines))
+
+
+def cmd_leases_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    filters: dict[str, Any] = {"limit": args.limit}
+    if args.pool is not None:
+        filters["pool_id"] = args.pool
+    if args.active:
+        filters["active_at"] = time.time()
+    if args.number:
+        filters["number"] = args.number
+    leases = run_now(app.numbers.leases(account.id, **filters))
+    lines = [f"{'id':>6}  {'number':<16} {'visitor':<18} {'started':<19}  {'last seen':<19}  {'ends':<19}  end"]
+    for lease in leases:
+        ends = lease.ended_at if lease.ended_at is not None else lease.expires_at
+        lines.append(
+            f"{lease.id:>6}  {format_national(lease.number):<16} {lease.vid[:18]:<18} {_when(lease.started_at)}  "
+            f"{_when(lease.last_seen_at)}  {_when(ends)}  {lease.end_reason or 'open'}"
+        )
+    _print([lease.to_json() for lease in leases], args.json, "\n".join(lines))
+
+
+def cmd_demo_seed(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.demo import seed_demo
+
+    app = _open_app(config)
+    result = seed_demo(app, base_url=config.http.public_base_url)
+    _print(result, args.json, result["text"])
+
+
+# -- serving -----------------------------------------------------------------------------------
+
+
+def cmd_serve(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.logs import route_twisted_logs, setup_logging
+    from calltrack.server import serve, serve_workers
+
+    setup_logging(config.logging.level, config.logging.format)
+    route_twisted_logs()
+    bind = args.bind or config.http.bind
+    port = args.port if args.port is not None else config.http.port
+    if args.inherit_fd is not None:
+        serve(config, inherited_fd=args.inherit_fd)
+        return
+    engine = create_engine(config.database.url)
+    if current_revision(engine) != head_revision():
+        raise CliError("the database schema is not current: run `calltrack db upgrade` first")
+    engine.dispose()
+    if args.workers > 1:
+        if is_sqlite(config.database.url):
+            raise CliError("--workers > 1 needs PostgreSQL (CALLTRACK_DATABASE_URL=postgresql+psycopg://…); SQLite has one writer")
+        serve_workers(config, bind=bind, port=port, workers=args.workers, config_path=args.config)
+    else:
+        serve(config, bind=bind, port=port)
+
+
+# -- argument parsing --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calltrack", description="Call tracking and lead attribution.")
+    parser.add_argument("--config", help="TOML config file (default: $CALLTRACK_CONFIG; env vars CALLTRACK_* override)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="serve HTTP")
+    p.add_argument("--port", type=int)
+    p.add_argument("--bind")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port (PostgreSQL only)")
+    p.add_argument("--inherit-fd", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    acc = sub.add_parser("account", help="accounts").add_subparsers(dest="account_command", required=True)
+    p = acc.add_parser("create", help="create an account and its first API key")
+    p.add_argument("name")
+    p.add_argument("--timezone", default="UTC")
+    p.add_argument("--currency", default="USD")
+    p.add_argument("--region", default="US", help="country for numbers written without +country code")
+    p.set_defaults(func=cmd_account_create)
+
+    site = sub.add_parser("site", help="sites").add_subparsers(dest="site_command", required=True)
+    p = site.add_parser("add", help="add a site")
+    p.add_argument("--account", type=int)
+    p.add_argument("--name", required=True)
+    p.add_argument("--domain", action="append", required=True, help="allowed domain (repeat for several)")
+    p.add_argument("--number", required=True, help="the site's own phone number, the one ct.js replaces")
+    p.add_argument("--forward-to", help="where tracking numbers forward (default: --number)")
+    p.set_defaults(func=cmd_site_add)
+
+    nums = sub.add_parser("numbers", help="tracking numbers").add_subparsers(dest="numbers_command", required=True)
+    p = nums.add_parser("add", help="add numbers (to a pool, or static with their source)")
+    p.add_argument("numbers", nargs="+")
+    p.add_argument("--account", type=int)
+    p.add_argument("--pool", help="pool name or id")
+    p.add_argument("--site", type=int, help="take the forwarding number from this site")
+    p.add_argument("--forward-to")
+    for f in ("source", "medium", "campaign", "keyword", "placement"):
+        p.add_argument(f"--{f}")
+    p.set_defaults(func=cmd_numbers_add)
+    p = nums.add_parser("import", help="import a CSV (number, forward_to, pool, source, medium, campaign, keyword, placement)")
+    p.add_argument("file")
+    p.add_argument("--account", type=int)
+    p.add_argument("--site", type=int)
+    p.add_argument("--forward-to")
+    p.set_defaults(func=cmd_numbers_import)
+    p = nums.add_parser("list", help="list numbers")
+    p.add_argument("--account", type=int)
+    p.add_argument("--all", action="store_true", help="include retired numbers")
+    p.set_defaults(func=cmd_numbers_list)
+    p = nums.add_parser("retire", help="retire a number (its open lease ends)")
+    p.add_argument("number_id", type=int)
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_numbers_retire)
+
+    pools = sub.add_parser("pools", help="number pools").add_subparsers(dest="pools_command", required=True)
+    p = pools.add_parser("create", help="create a pool")
+    p.add_argument("--account", type=int)
+    p.add_argument("--site", type=int, required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--rule", action="append", default=[], help="key=value[,value]: channel, utm_source, utm_medium, utm_campaign, keyword, referrer_domain (none: all visitors)")
+    p.add_argument("--priority", type=int)
+    p.add_argument("--hold-seconds", type=int)
+    p.add_argument("--cooldown-seconds", type=int)
+    p.add_argument("--overflow-number")
+    p.set_defaults(func=cmd_pools_create)
+    p = pools.add_parser("list", help="list pools")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_pools_list)
+    p = pools.add_parser("status", help="pool health: utilisation, peak, exhaustion, recommended size")
+    p.add_argument("pool", type=int, nargs="?")
+    p.add_argument("--account", type=int)
+    p.add_argument("--days", type=float, default=7)
+    p.add_argument("--step", type=int, default=3600)
+    p.add_argument("--rows", type=int, default=24, help="busiest recent steps to show")
+    p.set_defaults(func=cmd_pools_status)
+    p = pools.add_parser("simulate", help="replay recorded visits against candidate pool sizes")
+    p.add_argument("pool", type=int)
+    p.add_argument("--size", type=int, action="append", required=True, help="candidate size (repeat to compare)")
+    p.add_argument("--hold-seconds", type=int)
+    p.add_argument("--account", type=int)
+    p.add_argument("--days", type=float, default=7)
+    p.set_defaults(func=cmd_pools_simulate)
+
+    leases = sub.add_parser("leases", help="the lease log").add_subparsers(dest="leases_command", required=True)
+    p = leases.add_parser("list", help="recent leases, newest first")
+    p.add_argument("--account", type=int)
+    p.add_argument("--pool", type=int)
+    p.add_argument("--number")
+    p.add_argument("--active", action="store_true", help="only leases holding their number now")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_leases_list)
+
+    demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
+    demo.add_parser("seed", help="create the demo account, site, pool and numbers if the database has none").set_defaults(func=cmd_demo_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        args.func(config, args)
+    except (CliError, ConfigError) as e:
+        print(f"calltrack: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
