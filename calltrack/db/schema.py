@@ -76,7 +76,7 @@ pools = sa.Table(
     sa.Column("name", sa.String(100), nullable=False),
     # Lower runs first; the first pool whose rules match the visit serves it.
     sa.Column("priority", sa.Integer, nullable=False),
-    # JSON object of match rules, see numbers/allocation.py:PoolRules.
+    # JSON object of match rules, see numbers/rules.py:PoolRules.
     sa.Column("rules", sa.Text, nullable=False),
     sa.Column("hold_seconds", sa.Integer, nullable=False),
     sa.Column("cooldown_seconds", sa.Integer, nullable=False),
