@@ -20,6 +20,7 @@ from calltrack.db.engine import create_engine
 from calltrack.db.pool import DBPool
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
 from calltrack.numbers.service import NumbersService
+from calltrack.web.openapi import OpenApiResource
 from calltrack.web.ops import OpsResources
 from calltrack.web.resource import CalltrackSite, HttpMetrics, Router
 
@@ -74,5 +75,6 @@ def build_app(
     AccountResources(accounts).register(router)
     gate = PublicSiteGate(numbers, clock, config.http, config.ratelimit)
     NumberResources(numbers, accounts, gate, clock).register(router)
+    OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
     return App(config, engine, db, registry, accounts, numbers, router, site)

@@ -1,0 +1,232 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 description of every route the router serves.
+
+Each route is described here by its name (the path as clients write it); a test checks that
+the router and this description list the same (method, path) pairs, so neither drifts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.server import Request
+
+from calltrack.web.resource import Response, Router
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_BEARER = [{"apiKey": []}]
+
+
+def _q(name: str, description: str, *, required: bool = False, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema or {"type": "string"}}
+
+
+def _id(name: str = "id") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _json(ref: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _list(key: str, ref: str) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {key: {"type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}}}}
+    return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+
+def _body(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_VISIT_PARAMS = [
+    _q("site", "the site key", required=True),
+    _q("vid", "visitor id (issued when absent); 1-64 of A-Za-z0-9_.-"),
+    _q("sid", "session id (issued when absent)"),
+    _q("url", "landing page URL"),
+    _q("ref", "referrer URL"),
+    *[_q(f, f"{f} tag, stored cut to 200 characters") for f in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")],
+    *[_q(f, "ad click id") for f in ("gclid", "gbraid", "wbraid", "msclkid", "yclid", "fbclid")],
+]
+_PUBLIC_ERRORS = {"400": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR, "429": _ERROR}
+_ACCOUNT_ERRORS = {"400": _ERROR, "401": _ERROR, "404": _ERROR}
+_WINDOW = [_q("since", "unix seconds or ISO 8601 (default: 7 days before until)"), _q("until", "unix seconds or ISO 8601 (default: now)")]
+
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/healthz"): {"summary": "Liveness and database check", "responses": {"200": {"description": "healthy"}, "503": {"description": "the database does not answer"}}},
+    ("GET", "/metrics"): {"summary": "Prometheus metrics of the answering process", "responses": {"200": {"description": "text format 0.0.4"}}},
+    ("GET", "/openapi.json"): {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}},
+    ("GET", "/v1/number"): {
+        "summary": "A tracking number for a visitor (records the visit, leases a pool number)",
+        "security": [],
+        "parameters": _VISIT_PARAMS,
+        "responses": {"200": _json("NumberAnswer"), **_PUBLIC_ERRORS},
+    },
+    ("POST", "/v1/number"): {
+        "summary": "The same with a JSON, text/plain JSON or form body",
+        "security": [],
+        "requestBody": _body("VisitRequest"),
+        "responses": {"200": _json("NumberAnswer"), **_PUBLIC_ERRORS},
+    },
+    ("OPTIONS", "/v1/number"): {"summary": "CORS preflight (?site=)", "security": [], "parameters": [_q("site", "the site key", required=True)], "responses": {"204": {"description": "allowed"}, **_PUBLIC_ERRORS}},
+    ("POST", "/v1/ping"): {
+        "summary": "Heartbeat: renew the visitor's lease (never takes a new number)",
+        "security": [],
+        "requestBody": _body("PingRequest"),
+        "responses": {"200": _json("NumberAnswer"), **_PUBLIC_ERRORS},
+    },
+    ("OPTIONS", "/v1/ping"): {"summary": "CORS preflight (?site=)", "security": [], "parameters": [_q("site", "the site key", required=True)], "responses": {"204": {"description": "allowed"}, **_PUBLIC_ERRORS}},
+    ("GET", "/v1/sites"): {"summary": "The account's sites", "responses": {"200": _list("sites", "Site"), **_ACCOUNT_ERRORS}},
+    ("POST", "/v1/sites"): {"summary": "Add a site", "requestBody": _body("NewSite"), "responses": {"201": _json("Site", "created"), **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/sites/{id}"): {"summary": "One site", "parameters": [_id()], "responses": {"200": _json("Site"), **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/numbers"): {
+        "summary": "Tracking numbers",
+        "parameters": [_q("pool_id", "only this pool's", schema={"type": "integer"}), _q("include_retired", "true to include retired numbers")],
+        "responses": {"200": _list("numbers", "Number"), **_ACCOUNT_ERRORS},
+    },
+    ("POST", "/v1/numbers"): {
+        "summary": "Add numbers: one object or {numbers: [...]}, all or none",
+        "requestBody": _body("NewNumber"),
+        "responses": {"201": _list("numbers", "Number"), "409": _ERROR, **_ACCOUNT_ERRORS},
+    },
+    ("POST", "/v1/numbers/import"): {
+        "summary": "Import a CSV (number, forward_to, pool, source, medium, campaign, keyword, placement), all or none",
+        "parameters": [_q("site_id", "site whose forwarding number rows without forward_to take", schema={"type": "integer"})],
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+        "responses": {"201": {"description": "imported"}, "409": _ERROR, **_ACCOUNT_ERRORS},
+    },
+    ("POST", "/v1/numbers/{id}/retire"): {"summary": "Retire a number; its open lease ends", "parameters": [_id()], "responses": {"200": _json("Number"), **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/pools"): {"summary": "Pools", "parameters": [_q("site_id", "only this site's", schema={"type": "integer"})], "responses": {"200": _list("pools", "Pool"), **_ACCOUNT_ERRORS}},
+    ("POST", "/v1/pools"): {"summary": "Create a pool", "requestBody": _body("PoolSettings"), "responses": {"201": _json("Pool", "created"), "409": _ERROR, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/pools/{id}"): {"summary": "One pool", "parameters": [_id()], "responses": {"200": _json("Pool"), **_ACCOUNT_ERRORS}},
+    ("PATCH", "/v1/pools/{id}"): {"summary": "Change a pool (retired: true retires it)", "parameters": [_id()], "requestBody": _body("PoolSettings"), "responses": {"200": _json("Pool"), "409": _ERROR, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/pools/{id}/health"): {
+        "summary": "Utilisation per step, peak concurrent leases, exhaustions, recommended size",
+        "parameters": [_id(), *_WINDOW, _q("step", "seconds per utilisation step (60-86400, default 3600)", schema={"type": "integer"})],
+        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/pools/{id}/simulate"): {
+        "summary": "Replay the recorded visits against a candidate size and hold time",
+        "parameters": [_id(), _q("size", "candidate number of numbers", required=True, schema={"type": "integer"}), _q("hold_seconds", "candidate hold time (default: the pool's)", schema={"type": "integer"}), *_WINDOW],
+        "responses": {"200": {"description": "OK: exhausted_share is the share of requests that would have found the pool exhausted"}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/leases"): {
+        "summary": "The lease log, newest first",
+        "parameters": [
+            _q("pool_id", "only this pool's", schema={"type": "integer"}),
+            _q("number", "only this number (E.164)"),
+            _q("active_at", "only leases holding their number at this time"),
+            _q("limit", "at most this many (1-1000, default 100)", schema={"type": "integer"}),
+        ],
+        "responses": {"200": _list("leases", "Lease"), **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/leases/{id}/events"): {"summary": "A lease's start, renewals and end", "parameters": [_id()], "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+}
+
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": _STR, "message": _STR}, "required": ["code", "message"]}}},
+    "NumberAnswer": {
+        "type": "object",
+        "properties": {
+            "phoneNumber": {"type": "string", "description": "E.164"},
+            "formattedPhoneNumber": {"type": "string", "description": "national format"},
+            "ttl": {"type": "integer", "description": "seconds the number is held after the last request"},
+            "vid": _STR,
+            "sid": _STR,
+            "lease": {"type": "boolean", "description": "false when the number is not one held for this visitor (bot, no pool, exhausted)"},
+        },
+        "required": ["phoneNumber", "formattedPhoneNumber", "ttl", "lease"],
+    },
+    "VisitRequest": {"type": "object", "properties": {p["name"]: p["schema"] for p in _VISIT_PARAMS}, "required": ["site"]},
+    "PingRequest": {"type": "object", "properties": {"site": _STR, "vid": _STR, "sid": _STR}, "required": ["site", "vid"]},
+    "Site": {
+        "type": "object",
+        "properties": {"id": _INT, "name": _STR, "site_key": _STR, "allowed_domains": {"type": "array", "items": _STR}, "own_number": _STR, "forward_to": _STR},
+    },
+    "NewSite": {
+        "type": "object",
+        "properties": {"name": _STR, "allowed_domains": {"type": "array", "items": _STR}, "own_number": _STR, "forward_to": _STR},
+        "required": ["name", "allowed_domains", "own_number"],
+    },
+    "Number": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "number": _STR, "kind": {"enum": ["static", "pool"]}, "pool_id": {"type": ["integer", "null"]}, "forward_to": _STR,
+            "source": _NSTR, "medium": _NSTR, "campaign": _NSTR, "keyword": _NSTR, "placement": _NSTR, "status": {"enum": ["active", "retired"]},
+        },
+    },
+    "NewNumber": {
+        "type": "object",
+        "properties": {
+            "number": _STR, "pool_id": _INT, "forward_to": _STR, "site_id": _INT, "source": _STR, "medium": _STR, "campaign": _STR,
+            "keyword": _STR, "placement": _STR, "numbers": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "PoolSettings": {
+        "type": "object",
+        "properties": {
+            "site_id": _INT, "name": _STR, "priority": _INT, "hold_seconds": _INT, "cooldown_seconds": _INT, "overflow_number": _NSTR,
+            "rules": {"type": "object", "description": "{all: true} or conditions: channel, utm_source, utm_medium, utm_campaign, keyword, referrer_domain (string or list)"},
+            "retired": {"const": True},
+        },
+    },
+    "Pool": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "site_id": _INT, "name": _STR, "priority": _INT, "rules": {"type": "object"}, "hold_seconds": _INT,
+            "cooldown_seconds": _INT, "overflow_number": _NSTR, "retired": {"type": "boolean"},
+        },
+    },
+    "Lease": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "pool_id": _INT, "number": _STR, "vid": _STR, "sid": _STR, "touchpoint_id": {"type": ["integer", "null"]},
+            "started_at": _NUM, "last_seen_at": _NUM, "expires_at": _NUM, "ended_at": {"type": ["number", "null"]}, "end_reason": _NSTR,
+        },
+    },
+}
+
+
+def openapi_document(router: Router, *, base_url: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in router.routes():
+        op = OPERATIONS.get((route.method, route.name))
+        if op is None:
+            raise KeyError(f"no OpenAPI description for {route.method} {route.name}")
+        entry = dict(op)
+        if (route.method, route.name) in _PUBLIC_OR_OPS:
+            entry.setdefault("security", [])
+        paths.setdefault(route.name, {})[route.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "calltrack", "version": "1", "description": "Call tracking and lead attribution."},
+        "servers": [{"url": base_url}],
+        "security": _BEARER,
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "an account API key (ctk_…)"}},
+            "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "schemas": SCHEMAS,
+        },
+    }
+
+
+_PUBLIC_OR_OPS = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/openapi.json")}
+
+
+class OpenApiResource:
+    def __init__(self, router: Router, base_url: str) -> None:
+        self._router = router
+        self._base_url = base_url
+        self._doc: dict[str, Any] | None = None
+
+    def register(self, router: Router) -> None:
+        router.add("GET", r"/openapi\.json", self.document, name="/openapi.json")
+
+    async def document(self, request: Request) -> Response:
+        if self._doc is None:
+            self._doc = openapi_document(self._router, base_url=self._base_url)
+        return Response(200, self._doc, headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"})
