@@ -101,13 +101,15 @@ def _coerce(value: Any, target: type[Any], path: tuple[str, ...]) -> Any:
             return False
         raise ConfigError(f"expected true or false, got {value!r}", path)
     if target is int:
-        if isinstance(value, bool):
+        if isinstance(value, (bool, float)):
             raise ConfigError(f"expected an integer, got {value!r}", path)
         try:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"expected an integer, got {value!r}", path) from None
     if target is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"expected a number, got {value!r}", path)
         try:
             return float(value)
         except (TypeError, ValueError):
@@ -152,8 +154,10 @@ def load_config(
             data = tomllib.loads(Path(file_path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {file_path} not found") from None
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"config file {file_path} is not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"config file {file_path} cannot be read: {e.strerror}") from None
         for section, values in data.items():
             if section not in raw:
                 known = ", ".join(sorted(raw))

@@ -9,7 +9,7 @@ import re
 # testing with curl are real callers of the API; a headless browser that does not say it is a
 # bot is a visitor.
 _BOT_RE = re.compile(
-    r"bot\b|bot/|crawler|spider|slurp|crawl|facebookexternalhit|facebookcatalog|embedly|"
+    r"bot(?:[/\-;)]|$)|crawler|spider|slurp|crawl|facebookexternalhit|facebookcatalog|embedly|"
     r"preview|pingdom|uptimerobot|statuscake|site24x7|lighthouse|pagespeed|gtmetrix|"
     r"scrapy|phantomjs|"
     r"mediapartners-google|adsbot-google|feedfetcher|google-read-aloud|bingpreview|yandex",

@@ -69,6 +69,9 @@ def parse_rules(raw: Mapping[str, Any] | None) -> PoolRules:
         if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
             raise RuleError(f"rule {key!r} needs a non-empty string or list of strings")
         normalised = frozenset(v.strip().lower() for v in values)
+        if key == "referrer_domain":
+            # Visits' referrer hosts are compared without "www." (channels.referrer_host).
+            normalised = frozenset(v.removeprefix("www.") for v in normalised)
         if key == "channel":
             unknown = sorted(normalised - set(CHANNELS))
             if unknown:

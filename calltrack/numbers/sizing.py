@@ -55,6 +55,10 @@ def concurrency_series(
     for b in range(n_buckets):
         b_start = since + b * step
         b_end = b_start + step
+        # What happens exactly at the bucket's start belongs to it (a lease ending then is gone).
+        while j < len(events) and events[j][0] <= b_start:
+            current += events[j][1]
+            j += 1
         peak = current
         while j < len(events) and events[j][0] < b_end:
             current += events[j][1]
@@ -114,7 +118,7 @@ def pool_health(
     durations = [e - s for s, e in spans if e > s]
     mean_lease = sum(durations) / len(durations) if durations else 0.0
     offered = busiest / 3600.0 * (mean_lease + cooldown_seconds)
-    recommended = max(poisson_quantile(offered, target_exhaustion), peak if not exhaustions else 0, 1 if starts else 0)
+    recommended = max(poisson_quantile(offered, target_exhaustion), peak + (1 if exhaustions else 0), 1 if starts else 0)
     return PoolHealth(
         size=size,
         peak_concurrent=peak,

@@ -232,5 +232,5 @@ def test_no_number_is_ever_held_by_two_visitors_at_once(app: App, tenant: Tenant
     for s in spans:
         by_number.setdefault(s.number_id, []).append((s.started_at, s.until, s.vid))
     for number_id, ls in by_number.items():
-        for (s1, e1, v1), (s2, _e2, v2) in zip(ls, ls[1:], strict=False):
+        for (_s1, e1, v1), (s2, _e2, v2) in zip(ls, ls[1:], strict=False):
             assert s2 >= e1 + 120, f"number {number_id}: {v2} got it at {s2}, {v1} held it until {e1} (+120 s cool-down)"
