@@ -18,10 +18,13 @@ from calltrack.accounts.service import AccountsService
 from calltrack.config import CalltrackConfig
 from calltrack.db.engine import create_engine
 from calltrack.db.pool import DBPool
+from calltrack.leads.resources import FormResources
+from calltrack.leads.service import FormsService
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
 from calltrack.numbers.service import NumbersService
 from calltrack.web.openapi import OpenApiResource
 from calltrack.web.ops import OpsResources
+from calltrack.web.pages import PageResources
 from calltrack.web.resource import CalltrackSite, HttpMetrics, Router
 
 logger = logging.getLogger(__name__)
@@ -75,6 +78,9 @@ def build_app(
     AccountResources(accounts).register(router)
     gate = PublicSiteGate(numbers, clock, config.http, config.ratelimit)
     NumberResources(numbers, accounts, gate, clock).register(router)
+    forms = FormsService(db, clock)
+    FormResources(forms, accounts, gate).register(router)
+    PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
     return App(config, engine, db, registry, accounts, numbers, router, site)

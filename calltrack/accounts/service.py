@@ -108,6 +108,12 @@ class AccountsService:
             now=self._clock.seconds(),
         )
 
+    async def site_by_key(self, site_key: str) -> Site | None:
+        return await self._db.run("site_by_key", store.site_by_key_txn, site_key)
+
+    async def first_site_of_account_named(self, name: str) -> Site | None:
+        return await self._db.run("first_site_of_account", store.first_site_of_account_named_txn, name)
+
     async def list_sites(self, account_id: int) -> list[Site]:
         return await self._db.run("list_sites", store.list_sites_txn, account_id)
 

@@ -152,3 +152,14 @@ def get_site_txn(conn: Connection, account_id: int, site_id: int) -> Site | None
 def list_sites_txn(conn: Connection, account_id: int) -> list[Site]:
     rows = conn.execute(sa.select(sites).where(sites.c.account_id == account_id).order_by(sites.c.id)).all()
     return [_site(r) for r in rows]
+
+
+def first_site_of_account_named_txn(conn: Connection, account_name: str) -> Site | None:
+    row = conn.execute(
+        sa.select(sites)
+        .join(accounts, accounts.c.id == sites.c.account_id)
+        .where(accounts.c.name == account_name)
+        .order_by(sites.c.id)
+        .limit(1)
+    ).one_or_none()
+    return _site(row) if row is not None else None

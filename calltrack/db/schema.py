@@ -204,3 +204,26 @@ pool_exhaustions = sa.Table(
     sa.Column("ts", Time, nullable=False),
     sa.Index("ix_pool_exhaustions_pool_ts", "pool_id", "ts"),
 )
+
+form_submissions = sa.Table(
+    "form_submissions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("site_id", sa.ForeignKey("sites.id"), nullable=False),
+    # The sender's id for this submission (ct.js makes one per submit): a retried or
+    # replayed post finds the stored one instead of adding another.
+    sa.Column("client_ref", sa.String(64), nullable=False),
+    sa.Column("vid", sa.String(64)),
+    sa.Column("sid", sa.String(64)),
+    sa.Column("ts", Time, nullable=False),
+    sa.Column("url", sa.String(2048)),
+    # JSON object of the submitted fields (strings), passwords and card numbers excluded.
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("phone", Phone),
+    sa.Column("name", sa.String(200)),
+    sa.UniqueConstraint("site_id", "client_ref"),
+    sa.Index("ix_form_submissions_account_ts", "account_id", "ts"),
+    sa.Index("ix_form_submissions_visitor", "site_id", "vid"),
+)

@@ -20,6 +20,7 @@ from calltrack.numbers.bots import is_bot
 from calltrack.numbers.inputs import InvalidInput, new_number_from_json, parse_number_csv, pool_settings
 from calltrack.numbers.service import NumbersService, SiteContext, clean_visit
 from calltrack.numbers.store import Conflict, NotFound
+from calltrack.phones import format_national
 from calltrack.web import params
 from calltrack.web.auth import require_account
 from calltrack.web.cors import PREFLIGHT_HEADERS, cors_headers, host_allowed, host_of
@@ -120,7 +121,11 @@ class NumberResources:
         vid = params.visitor_id(p.get("vid"), "vid")
         sid = params.visitor_id(p.get("sid"), "sid")
         visit = clean_visit(dict(p, vid=vid, sid=sid))
-        answer = await self._numbers.number_for_visit(ctx, visit, bot=is_bot(request.getHeader("user-agent")))
+        bot = is_bot(request.getHeader("user-agent"))
+        if str(p.get("consent", "")).lower() in ("0", "false", "no"):
+            answer = self._numbers.anonymous_number(ctx, visit, bot=bot)
+        else:
+            answer = await self._numbers.number_for_visit(ctx, visit, bot=bot)
         # AMP's amp-call-tracking asks with __amp_source_origin and wants it echoed back.
         amp_origin = p.get("__amp_source_origin")
         if isinstance(amp_origin, str) and host_of(amp_origin):
@@ -130,7 +135,7 @@ class NumberResources:
                 raise ApiError(403, "domain_not_allowed", f"{host} is not one of this site's allowed domains")
             headers["AMP-Access-Control-Allow-Source-Origin"] = amp_origin
             headers["Access-Control-Expose-Headers"] = "AMP-Access-Control-Allow-Source-Origin"
-        return Response(200, answer.to_json(), headers=headers)
+        return Response(200, _with_site_number(answer.to_json(), ctx), headers=headers)
 
     async def ping(self, request: Request) -> Response:
         p = request_params(request)
@@ -142,7 +147,7 @@ class NumberResources:
         if is_bot(request.getHeader("user-agent")):
             return Response(200, {"lease": False}, headers=headers)
         answer = await self._numbers.ping(ctx, vid, sid)
-        return Response(200, answer.to_json(), headers=headers)
+        return Response(200, _with_site_number(answer.to_json(), ctx), headers=headers)
 
     # -- numbers -----------------------------------------------------------------------------
 
@@ -331,6 +336,13 @@ class NumberResources:
             200,
             {"lease_id": int(lease_id), "events": [{"kind": k, "ts": ts, "expires_at": exp} for k, ts, exp in events]},
         )
+
+
+def _with_site_number(body: dict[str, Any], ctx: SiteContext) -> dict[str, Any]:
+    """The site's own number too: the one ct.js looks for on the page."""
+    body["siteNumber"] = ctx.site.own_number
+    body["siteFormattedNumber"] = format_national(ctx.site.own_number)
+    return body
 
 
 def health_json(pool: Any, health: Any, since: float, until: float, step: float) -> dict[str, Any]:

@@ -106,3 +106,35 @@ def choose_pool(pools: Sequence[P], facts: VisitFacts) -> P | None:
         if rules_match(pool.rules, facts):
             return pool
     return None
+
+
+class StaticSource(Protocol):
+    id: int
+    source: str | None
+    medium: str | None
+
+
+S = TypeVar("S", bound=StaticSource)
+
+
+def choose_static(numbers: Sequence[S], facts: VisitFacts) -> S | None:
+    """The static number that best stands for a visit's source, for visitors we may not
+    track (no consent): utm_source and utm_medium both match, then utm_source alone (a
+    number without a medium), then a number whose medium names the visit's channel (one
+    without a source). Offline numbers (no source, no medium) never match."""
+    best: tuple[int, int] | None = None
+    chosen: S | None = None
+    for n in numbers:
+        source = (n.source or "").lower()
+        medium = (n.medium or "").lower()
+        score = 0
+        if source and source == facts.utm_source:
+            if medium and medium == facts.utm_medium:
+                score = 3
+            elif not medium:
+                score = 2
+        elif not source and medium and medium == facts.channel:
+            score = 1
+        if score and (best is None or (score, -n.id) > best):
+            best, chosen = (score, -n.id), n
+    return chosen

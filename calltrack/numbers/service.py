@@ -31,7 +31,7 @@ from calltrack.config import NumbersConfig
 from calltrack.db.pool import DBPool
 from calltrack.numbers import sizing, store
 from calltrack.numbers.channels import CLICK_IDS, UTM_FIELDS, derive_channel, referrer_host
-from calltrack.numbers.rules import PoolRules, VisitFacts, choose_pool
+from calltrack.numbers.rules import PoolRules, VisitFacts, choose_pool, choose_static
 from calltrack.numbers.store import NewNumber, Pool, VisitIn, VisitOut
 from calltrack.numbers.inputs import URL_MAX, TAG_MAX, clean_text
 from calltrack.phones import format_national
@@ -48,6 +48,7 @@ class SiteContext:
     pools: tuple[Pool, ...]
     own_host: str
     loaded_at: float
+    statics: tuple[store.TrackingNumber, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class NumberAnswer:
     ttl: int
     vid: str | None
     sid: str | None
-    outcome: str  # leased | renewed | cached | exhausted | no_pool | bot | no_lease
+    outcome: str  # leased | renewed | cached | exhausted | no_pool | bot | no_lease | anonymous
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -171,8 +172,8 @@ class NumbersService:
         if loaded is None:
             self._sites.pop(site_key, None)
             return None
-        site, pools = loaded
-        ctx = SiteContext(site, tuple(pools), _own_host(site), now)
+        site, pools, statics = loaded
+        ctx = SiteContext(site, tuple(pools), _own_host(site), now, tuple(statics))
         if len(self._sites) > 10_000:
             self._sites.clear()
         self._sites[site_key] = ctx
@@ -202,7 +203,7 @@ class NumbersService:
         sid = visit.sid or new_visitor_id()
         now = self._clock.seconds()
         ref_host = referrer_host(visit.referrer)
-        if ref_host == ctx.own_host or (ctx.own_host and ref_host.endswith("." + ctx.own_host)):
+        if _is_own(ref_host, ctx.own_host):
             ref_host = ""  # moving inside the site is not a source
         sig = touch_signature(sid, visit, ref_host)
         key = (site.id, vid)
@@ -214,21 +215,8 @@ class NumbersService:
 
         tags = dict(visit.tags)
         clicks = dict(visit.click_ids)
-        channel = derive_channel(
-            utm_source=tags.get("utm_source"),
-            utm_medium=tags.get("utm_medium"),
-            referrer=visit.referrer,
-            own_host=ctx.own_host,
-            click_ids=clicks,  # type: ignore[arg-type]
-        )
-        facts = VisitFacts(
-            channel=channel,
-            utm_source=(tags.get("utm_source") or "").lower(),
-            utm_medium=(tags.get("utm_medium") or "").lower(),
-            utm_campaign=(tags.get("utm_campaign") or "").lower(),
-            keyword=(tags.get("utm_term") or "").lower(),
-            referrer_domain=ref_host,
-        )
+        facts = _facts(ctx, visit, ref_host)
+        channel = facts.channel
         pool = choose_pool(ctx.pools, facts)
         touch: dict[str, Any] = {
             "account_id": site.account_id,
@@ -250,6 +238,19 @@ class NumbersService:
             self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool)
         )
         return self._answer(ctx, key, out, vid, sid, sig, pool)
+
+    def anonymous_number(self, ctx: SiteContext, visit: Visit, *, bot: bool) -> NumberAnswer:
+        """For a visitor who has not consented to be tracked: no visitor id, nothing stored,
+        no lease; a static number that stands for the visit's source when one matches."""
+        outcome = "bot" if bot else "anonymous"
+        self._metrics.requests.labels(outcome).inc()
+        number = ctx.site.own_number
+        if not bot:
+            ref_host = referrer_host(visit.referrer)
+            static = choose_static(ctx.statics, _facts(ctx, visit, "" if _is_own(ref_host, ctx.own_host) else ref_host))
+            if static is not None:
+                number = static.e164
+        return NumberAnswer(number, self._config.default_hold_seconds, None, None, outcome)
 
     async def ping(self, ctx: SiteContext, vid: str, sid: str | None) -> NumberAnswer:
         """Renew the visitor's lease (heartbeat); never takes a new number."""
@@ -389,15 +390,39 @@ class NumbersService:
         return pool, result
 
 
+def _is_own(host: str, own_host: str) -> bool:
+    return bool(own_host) and (host == own_host or host.endswith("." + own_host))
+
+
+def _facts(ctx: SiteContext, visit: Visit, ref_host: str) -> VisitFacts:
+    tags = dict(visit.tags)
+    channel = derive_channel(
+        utm_source=tags.get("utm_source"),
+        utm_medium=tags.get("utm_medium"),
+        referrer=visit.referrer,
+        own_host=ctx.own_host,
+        click_ids=dict(visit.click_ids),  # type: ignore[arg-type]
+    )
+    return VisitFacts(
+        channel=channel,
+        utm_source=(tags.get("utm_source") or "").lower(),
+        utm_medium=(tags.get("utm_medium") or "").lower(),
+        utm_campaign=(tags.get("utm_campaign") or "").lower(),
+        keyword=(tags.get("utm_term") or "").lower(),
+        referrer_domain=ref_host,
+    )
+
+
 def _own_host(site: Site) -> str:
     return site.allowed_domains[0].lower().removeprefix("www.") if site.allowed_domains else ""
 
 
-def _load_site_txn(conn: Any, site_key: str) -> tuple[Site, list[Pool]] | None:
+def _load_site_txn(conn: Any, site_key: str) -> tuple[Site, list[Pool], list[store.TrackingNumber]] | None:
     site = site_by_key_txn(conn, site_key)
     if site is None:
         return None
-    return site, store.active_pools_for_site_txn(conn, site.id)
+    statics = [n for n in store.list_numbers_txn(conn, site.account_id) if n.kind == "static" and (n.source or n.medium)]
+    return site, store.active_pools_for_site_txn(conn, site.id), statics
 
 
 def clean_visit(params: dict[str, Any]) -> Visit:

@@ -43,6 +43,7 @@ _VISIT_PARAMS = [
     _q("sid", "session id (issued when absent)"),
     _q("url", "landing page URL"),
     _q("ref", "referrer URL"),
+    _q("consent", "0: the visitor has not consented to tracking; nothing is stored and a static number matching the source (or the site's own) is answered"),
     *[_q(f, f"{f} tag, stored cut to 200 characters") for f in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")],
     *[_q(f, "ad click id") for f in ("gclid", "gbraid", "wbraid", "msclkid", "yclid", "fbclid")],
 ]
@@ -74,6 +75,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": _json("NumberAnswer"), **_PUBLIC_ERRORS},
     },
     ("OPTIONS", "/v1/ping"): {"summary": "CORS preflight (?site=)", "security": [], "parameters": [_q("site", "the site key", required=True)], "responses": {"204": {"description": "allowed"}, **_PUBLIC_ERRORS}},
+    ("POST", "/v1/forms"): {
+        "summary": "A form submission (from ct.js or server to server); stored once per id",
+        "security": [],
+        "requestBody": _body("FormRequest"),
+        "responses": {"201": {"description": "stored"}, "200": {"description": "already stored (same id)"}, **_PUBLIC_ERRORS},
+    },
+    ("OPTIONS", "/v1/forms"): {"summary": "CORS preflight (?site=)", "security": [], "parameters": [_q("site", "the site key", required=True)], "responses": {"204": {"description": "allowed"}, **_PUBLIC_ERRORS}},
+    ("GET", "/v1/forms"): {"summary": "Recent form submissions", "parameters": [_q("limit", "1-1000, default 100", schema={"type": "integer"})], "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/ct.js"): {"summary": "The number-swap script", "security": [], "responses": {"200": {"description": "JavaScript"}, "304": {"description": "not modified"}}},
+    ("GET", "/demo"): {"summary": "A demo landing page using ct.js", "security": [], "parameters": [_q("site", "site key (default: the demo site)")], "responses": {"200": {"description": "HTML"}, "404": _ERROR}},
+    ("POST", "/demo"): {"summary": "The demo page's contact form target (ct.js has already captured the form)", "security": [], "responses": {"200": {"description": "HTML"}}},
     ("GET", "/v1/sites"): {"summary": "The account's sites", "responses": {"200": _list("sites", "Site"), **_ACCOUNT_ERRORS}},
     ("POST", "/v1/sites"): {"summary": "Add a site", "requestBody": _body("NewSite"), "responses": {"201": _json("Site", "created"), **_ACCOUNT_ERRORS}},
     ("GET", "/v1/sites/{id}"): {"summary": "One site", "parameters": [_id()], "responses": {"200": _json("Site"), **_ACCOUNT_ERRORS}},
@@ -136,11 +148,21 @@ SCHEMAS: dict[str, Any] = {
             "ttl": {"type": "integer", "description": "seconds the number is held after the last request"},
             "vid": _STR,
             "sid": _STR,
-            "lease": {"type": "boolean", "description": "false when the number is not one held for this visitor (bot, no pool, exhausted)"},
+            "lease": {"type": "boolean", "description": "false when the number is not one held for this visitor (bot, no pool, exhausted, no consent)"},
+            "siteNumber": {"type": "string", "description": "the site's own number (E.164), the one to replace on the page"},
+            "siteFormattedNumber": _STR,
         },
         "required": ["phoneNumber", "formattedPhoneNumber", "ttl", "lease"],
     },
     "VisitRequest": {"type": "object", "properties": {p["name"]: p["schema"] for p in _VISIT_PARAMS}, "required": ["site"]},
+    "FormRequest": {
+        "type": "object",
+        "properties": {
+            "site": _STR, "vid": _STR, "sid": _STR, "url": _STR, "id": {"type": "string", "description": "the sender's id for this submission"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"}, "description": "must hold an email or phone field"},
+        },
+        "required": ["site", "fields"],
+    },
     "PingRequest": {"type": "object", "properties": {"site": _STR, "vid": _STR, "sid": _STR}, "required": ["site", "vid"]},
     "Site": {
         "type": "object",
@@ -214,7 +236,7 @@ def openapi_document(router: Router, *, base_url: str) -> dict[str, Any]:
     }
 
 
-_PUBLIC_OR_OPS = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/openapi.json")}
+_PUBLIC_OR_OPS = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/ct.js"), ("GET", "/demo"), ("POST", "/demo")}
 
 
 class OpenApiResource:

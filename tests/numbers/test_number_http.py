@@ -26,7 +26,8 @@ def test_number_answer_has_the_documented_shape(http: Http, app: App, tenant: Te
     make_pool(app, tenant, "all", 2)
     code, body, headers = get_number(http, tenant.site.site_key, "&utm_source=google&utm_medium=cpc&gclid=Cj0")
     assert code == 200
-    assert set(body) == {"phoneNumber", "formattedPhoneNumber", "ttl", "sid", "vid", "lease"}
+    assert set(body) == {"phoneNumber", "formattedPhoneNumber", "ttl", "sid", "vid", "lease", "siteNumber", "siteFormattedNumber"}
+    assert body["siteNumber"] == tenant.site.own_number and body["siteFormattedNumber"] == "(415) 555-2671"
     assert body["phoneNumber"].startswith("+1415555")
     assert body["formattedPhoneNumber"].startswith("(415) 555-")
     assert body["ttl"] == 1800 and body["lease"] is True
@@ -241,3 +242,31 @@ def test_healthz_is_503_when_the_database_is_gone(http: Http, app: App, monkeypa
     monkeypatch.setattr(app.db, "run", down)
     code, body, _ = http.request("GET", "/healthz")
     assert code == 503 and body["status"] == "unhealthy"
+
+
+def test_without_consent_nothing_is_stored_and_a_static_number_stands_for_the_source(http: Http, app: App, tenant: Tenant) -> None:
+    from calltrack.numbers.inputs import new_number_from_json
+
+    make_pool(app, tenant, "all", 2)
+    statics = [
+        {"number": "415-555-0160", "source": "google", "medium": "cpc"},
+        {"number": "415-555-0161", "medium": "organic_search"},
+        {"number": "415-555-0162", "placement": "billboard"},
+    ]
+    from tests.conftest import resolve
+
+    resolve(app.numbers.add_numbers(
+        tenant.account.id,
+        [new_number_from_json(n, region="US", pools_by_id={}, default_forward=tenant.site.forward_to) for n in statics],
+    ))
+    cases = [
+        ("&utm_source=Google&utm_medium=cpc", "+14155550160"),
+        ("&ref=https%3A%2F%2Fwww.bing.com%2F", "+14155550161"),
+        ("&utm_source=newsletter", tenant.site.own_number),
+    ]
+    for query, expected in cases:
+        code, body, _ = get_number(http, tenant.site.site_key, "&consent=0" + query)
+        assert code == 200
+        assert body["phoneNumber"] == expected, query
+        assert body["lease"] is False and "vid" not in body
+    assert count(app, "touchpoints") == 0 and count(app, "leases") == 0
