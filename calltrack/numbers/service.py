@@ -118,6 +118,9 @@ class NumberMetrics:
             "calltrack_pool_exhaustions", "Visitors who found their pool without a free number", ["pool_id"], registry=registry
         )
         self.expired = Counter("calltrack_leases_expired", "Leases closed by the sweeper", registry=registry)
+        self.open_leases = Gauge(
+            "calltrack_leases_open", "Leases holding a number, all processes (as of this process's last sweep)", registry=registry
+        )
         depth = Gauge("calltrack_db_queue_depth", "Writes waiting for group commit", registry=registry)
         depth.set_function(db.queue_depth)
 
@@ -148,16 +151,18 @@ class NumbersService:
 
     async def _sweep(self) -> None:
         try:
-            n = await self._db.run("expire_leases", store.expire_leases_txn, self._clock.seconds())
+            await self.sweep_now()
         except Exception:
             logger.exception("lease sweep failed; it runs again in %ss", self._config.sweep_interval_seconds)
-            return
+
+    async def sweep_now(self) -> int:
+        """Close the leases whose hold has passed; refresh the open-lease gauge."""
+        n, still_open = await self._db.run("expire_leases", _sweep_txn, self._clock.seconds())
+        self._metrics.open_leases.set(still_open)
         if n:
             self._metrics.expired.inc(n)
             logger.debug("closed %d expired leases", n)
-
-    async def sweep_now(self) -> int:
-        return await self._db.run("expire_leases", store.expire_leases_txn, self._clock.seconds())
+        return n
 
     # -- sites ------------------------------------------------------------------------------
 
@@ -411,6 +416,10 @@ def _facts(ctx: SiteContext, visit: Visit, ref_host: str) -> VisitFacts:
         keyword=(tags.get("utm_term") or "").lower(),
         referrer_domain=ref_host,
     )
+
+
+def _sweep_txn(conn: Any, now: float) -> tuple[int, int]:
+    return store.expire_leases_txn(conn, now), store.count_open_leases_txn(conn)
 
 
 def _own_host(site: Site) -> str:

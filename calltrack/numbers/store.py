@@ -618,6 +618,10 @@ def expire_leases_txn(conn: Connection, now: float, limit: int = 2000) -> int:
     return len(ended)
 
 
+def count_open_leases_txn(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(leases).where(leases.c.ended_at.is_(None))).scalar_one())
+
+
 # -- the lease log ---------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from twisted.internet import task
 
 from calltrack.app import App, build_app
-from tests.conftest import Http, Tenant, make_config, make_tenant
+from tests.conftest import Http, Tenant, make_config, make_tenant, resolve
 from tests.numbers.helpers import count, make_pool, rows
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -233,6 +233,8 @@ def test_healthz_and_metrics(http: Http, app: App, tenant: Tenant) -> None:
     assert 'calltrack_number_requests_total{outcome="exhausted"} 1.0' in text
     assert 'calltrack_pool_exhaustions_total{pool_id="' in text
     assert 'calltrack_http_request_duration_seconds_bucket{le="0.005",route="/v1/number"}' in text
+    resolve(app.numbers.sweep_now())
+    assert "calltrack_leases_open 1.0" in http.request("GET", "/metrics")[1].decode()
 
 
 def test_healthz_is_503_when_the_database_is_gone(http: Http, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
