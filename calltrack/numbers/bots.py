@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Crawlers identify themselves; these patterns cover the search, social, SEO and uptime robots
 # that visit landing pages. HTTP libraries (curl, requests…) are not listed: servers and people
@@ -17,8 +18,13 @@ _BOT_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def is_bot(user_agent: str | None) -> bool:
-    """True for a user agent that names a crawler or bot; an empty one too."""
+    """True for a user agent that names a crawler or bot; an empty one too.
+
+    Cached: a site's visitors share a few hundred user agents, and the pattern costs more
+    than the rest of a returning visitor's request.
+    """
     if not user_agent or not user_agent.strip():
         return True
     return _BOT_RE.search(user_agent) is not None

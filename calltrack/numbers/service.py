@@ -15,6 +15,7 @@ The number endpoint's two paths:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import secrets
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from twisted.internet import task
+from twisted.internet import defer, task
+from twisted.python.failure import Failure
 
 from calltrack.accounts.store import Site, site_by_key_txn
 from calltrack.clock import Clock
@@ -98,8 +100,18 @@ class _Held:
     hold_seconds: int
 
 
+_random_block = bytearray()
+
+
 def new_visitor_id() -> str:
-    return secrets.token_urlsafe(12)
+    """16 URL-safe characters (96 random bits), from a block of random bytes drawn 4 KiB at a
+    time: one system call for hundreds of ids instead of one each."""
+    global _random_block
+    if len(_random_block) < 12:
+        _random_block = bytearray(secrets.token_bytes(4096))
+    chunk = bytes(_random_block[:12])
+    del _random_block[:12]
+    return base64.urlsafe_b64encode(chunk).decode("ascii")
 
 
 def touch_signature(sid: str, visit: Visit, referrer_domain: str) -> str:
@@ -121,8 +133,17 @@ class NumberMetrics:
         self.open_leases = Gauge(
             "calltrack_leases_open", "Leases holding a number, all processes (as of this process's last sweep)", registry=registry
         )
+        self._by_outcome: dict[str, Any] = {}
         depth = Gauge("calltrack_db_queue_depth", "Writes waiting for group commit", registry=registry)
         depth.set_function(db.queue_depth)
+
+
+    def count(self, outcome: str) -> None:
+        # Bound children are kept: labels() costs a lock and a dict build on every request.
+        child = self._by_outcome.get(outcome)
+        if child is None:
+            child = self._by_outcome[outcome] = self.requests.labels(outcome)
+        child.inc()
 
 
 class NumbersService:
@@ -134,7 +155,10 @@ class NumbersService:
         self._config = config
         self._metrics = NumberMetrics(registry, db)
         self._visits = db.batch_queue("visit_batch", store.visit_batch_txn)
-        self._sites: dict[str, SiteContext] = {}
+        # site key -> (context or None for an unknown key, when loaded)
+        self._sites: dict[str, tuple[SiteContext | None, float]] = {}
+        self._loading: dict[str, list[defer.Deferred[SiteContext | None]]] = {}
+        self._site_generation = 0
         self._held: OrderedDict[tuple[int, str], _Held] = OrderedDict()
         self._sweeper: task.LoopingCall | None = None
 
@@ -167,28 +191,57 @@ class NumbersService:
     # -- sites ------------------------------------------------------------------------------
 
     async def site_context(self, site_key: str) -> SiteContext | None:
-        """The site and its pools, from a cache refreshed every few seconds (pool changes made
-        by another process show within that time)."""
-        now = self._clock.seconds()
-        ctx = self._sites.get(site_key)
-        if ctx is not None and now - ctx.loaded_at < _SITE_CACHE_SECONDS:
+        """The site and its pools (None for an unknown key), from a cache.
+
+        An entry older than a few seconds is still answered while one reload runs in the
+        background (pool changes made by another process show within that time); requests
+        for a key not yet cached wait for a single shared load, so a burst never turns into
+        a burst of identical queries.
+        """
+        cached = self._sites.get(site_key)
+        if cached is not None:
+            ctx, loaded_at = cached
+            if self._clock.seconds() - loaded_at >= _SITE_CACHE_SECONDS and site_key not in self._loading:
+                defer.ensureDeferred(self._load_site_once(site_key)).addErrback(
+                    lambda f: logger.error("reloading site %s failed: %s", site_key, f.getErrorMessage())
+                )
             return ctx
-        loaded = await self._db.run("load_site", _load_site_txn, site_key)
-        if loaded is None:
-            self._sites.pop(site_key, None)
-            return None
-        site, pools, statics = loaded
-        ctx = SiteContext(site, tuple(pools), _own_host(site), now, tuple(statics))
-        if len(self._sites) > 10_000:
-            self._sites.clear()
-        self._sites[site_key] = ctx
+        return await self._load_site_once(site_key)
+
+    async def _load_site_once(self, site_key: str) -> SiteContext | None:
+        waiting = self._loading.get(site_key)
+        if waiting is not None:
+            d: defer.Deferred[SiteContext | None] = defer.Deferred()
+            waiting.append(d)
+            return await d
+        self._loading[site_key] = []
+        generation = self._site_generation
+        try:
+            loaded = await self._db.run("load_site", _load_site_txn, site_key)
+        except Exception:
+            failure = Failure()
+            for d in self._loading.pop(site_key):
+                d.errback(failure)
+            raise
+        now = self._clock.seconds()
+        ctx = None
+        if loaded is not None:
+            site, pools, statics = loaded
+            ctx = SiteContext(site, tuple(pools), _own_host(site), now, tuple(statics))
+        if generation == self._site_generation:  # nothing changed while we loaded
+            if len(self._sites) > 10_000:
+                self._sites.clear()
+            self._sites[site_key] = (ctx, now)
+        for d in self._loading.pop(site_key):
+            d.callback(ctx)
         return ctx
 
     def forget_site(self, site_id: int | None = None) -> None:
+        self._site_generation += 1
         if site_id is None:
             self._sites.clear()
         else:
-            self._sites = {k: v for k, v in self._sites.items() if v.site.id != site_id}
+            self._sites = {k: v for k, v in self._sites.items() if v[0] is None or v[0].site.id != site_id}
 
     # -- the number endpoint ----------------------------------------------------------------
 
@@ -202,8 +255,9 @@ class NumbersService:
         """Choose the number a visitor sees, leasing a pool number when a pool serves them."""
         site = ctx.site
         if bot:
-            self._metrics.requests.labels("bot").inc()
+            self._metrics.count("bot")
             return NumberAnswer(site.own_number, self._config.default_hold_seconds, None, None, "bot")
+        new_visitor = visit.vid is None
         vid = visit.vid or new_visitor_id()
         sid = visit.sid or new_visitor_id()
         now = self._clock.seconds()
@@ -215,7 +269,7 @@ class NumbersService:
         held = self._held.get(key)
         if held is not None and held.sig == sig and now - held.confirmed_at < self._trust_seconds() and now < held.db_expires_at:
             self._held.move_to_end(key)
-            self._metrics.requests.labels("cached").inc()
+            self._metrics.count("cached")
             return NumberAnswer(held.e164, held.hold_seconds, vid, sid, "cached")
 
         tags = dict(visit.tags)
@@ -240,7 +294,7 @@ class NumbersService:
         for f in CLICK_IDS:
             touch[f] = clicks.get(f)
         out = await self._db.run_batched(
-            self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool)
+            self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool, new_visitor=new_visitor)
         )
         return self._answer(ctx, key, out, vid, sid, sig, pool)
 
@@ -248,7 +302,7 @@ class NumbersService:
         """For a visitor who has not consented to be tracked: no visitor id, nothing stored,
         no lease; a static number that stands for the visit's source when one matches."""
         outcome = "bot" if bot else "anonymous"
-        self._metrics.requests.labels(outcome).inc()
+        self._metrics.count(outcome)
         number = ctx.site.own_number
         if not bot:
             ref_host = referrer_host(visit.referrer)
@@ -263,7 +317,7 @@ class NumbersService:
         key = (ctx.site.id, vid)
         held = self._held.get(key)
         if held is not None and now - held.confirmed_at < self._trust_seconds() and now < held.db_expires_at:
-            self._metrics.requests.labels("cached").inc()
+            self._metrics.count("cached")
             return NumberAnswer(held.e164, held.hold_seconds, vid, sid, "cached")
         out = await self._db.run_batched(
             self._visits, VisitIn(ctx.site.account_id, ctx.site.id, vid, sid or "", now, None, None, allocate=False)
@@ -275,7 +329,7 @@ class NumbersService:
     def _answer(
         self, ctx: SiteContext, key: tuple[int, str], out: VisitOut, vid: str, sid: str | None, sig: str, pool: Pool | None
     ) -> NumberAnswer:
-        self._metrics.requests.labels(out.outcome).inc()
+        self._metrics.count(out.outcome)
         if out.outcome in ("leased", "renewed"):
             assert out.e164 is not None and out.lease_id is not None and out.expires_at is not None
             hold = pool.hold_seconds if pool is not None else self._config.default_hold_seconds
@@ -430,7 +484,7 @@ def _load_site_txn(conn: Any, site_key: str) -> tuple[Site, list[Pool], list[sto
     site = site_by_key_txn(conn, site_key)
     if site is None:
         return None
-    statics = [n for n in store.list_numbers_txn(conn, site.account_id) if n.kind == "static" and (n.source or n.medium)]
+    statics = store.sourced_static_numbers_txn(conn, site.account_id)
     return site, store.active_pools_for_site_txn(conn, site.id), statics
 
 

@@ -126,6 +126,9 @@ class VisitIn:
     touch: dict[str, Any] | None
     pool: Pool | None
     allocate: bool = True  # False for a ping: renew an open lease, never take a new number
+    # The server issued this visitor id just now: it can have no touchpoints or leases yet,
+    # so the batch skips looking for them.
+    new_visitor: bool = False
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,15 @@ def list_numbers_txn(
     return [_number(r) for r in conn.execute(q.order_by(tracking_numbers.c.id))]
 
 
+def sourced_static_numbers_txn(conn: Connection, account_id: int) -> list[TrackingNumber]:
+    """Active static numbers that name a source or medium (candidates for consent-less visits)."""
+    t = tracking_numbers.c
+    q = sa.select(tracking_numbers).where(
+        t.account_id == account_id, t.kind == "static", t.status == "active", sa.or_(t.source.is_not(None), t.medium.is_not(None))
+    )
+    return [_number(r) for r in conn.execute(q.order_by(t.id))]
+
+
 def number_by_e164_txn(conn: Connection, e164: str) -> TrackingNumber | None:
     row = conn.execute(sa.select(tracking_numbers).where(tracking_numbers.c.e164 == e164)).one_or_none()
     return None if row is None else _number(row)
@@ -385,18 +397,20 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
     touch_idx = [i for i, v in enumerate(visits) if v.touch is not None]
     touch_ids: dict[int, int] = {}
     if touch_idx:
-        pairs = list({(visits[i].site_id, visits[i].vid) for i in touch_idx})
-        latest = (
-            sa.select(sa.func.max(touchpoints.c.id))
-            .where(sa.tuple_(touchpoints.c.site_id, touchpoints.c.vid).in_(pairs))
-            .group_by(touchpoints.c.site_id, touchpoints.c.vid)
-        )
-        last_sig = {
-            (r.site_id, r.vid): r.sig
-            for r in conn.execute(
-                sa.select(touchpoints.c.site_id, touchpoints.c.vid, touchpoints.c.sig).where(touchpoints.c.id.in_(latest))
+        known = [visits[i] for i in touch_idx if not visits[i].new_visitor]
+        last_sig: dict[tuple[int, str], str] = {}
+        if known:
+            latest = (
+                sa.select(sa.func.max(touchpoints.c.id))
+                .where(_visitors_in(touchpoints.c.site_id, touchpoints.c.vid, known))
+                .group_by(touchpoints.c.site_id, touchpoints.c.vid)
             )
-        }
+            last_sig = {
+                (r.site_id, r.vid): r.sig
+                for r in conn.execute(
+                    sa.select(touchpoints.c.site_id, touchpoints.c.vid, touchpoints.c.sig).where(touchpoints.c.id.in_(latest))
+                )
+            }
         fresh = []
         for i in touch_idx:
             v = visits[i]
@@ -406,11 +420,19 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
                 last_sig[(v.site_id, v.vid)] = touch["sig"]
                 fresh.append(i)
         if fresh:
-            ids = conn.execute(
-                touchpoints.insert().returning(touchpoints.c.id, sort_by_parameter_order=True),
+            # RETURNING without a row order lets SQLite insert the batch in one statement
+            # (asking for the order costs one statement per row); rows are matched back by
+            # visitor and signature instead.
+            returned = conn.execute(
+                touchpoints.insert().returning(touchpoints.c.id, touchpoints.c.site_id, touchpoints.c.vid, touchpoints.c.sig),
                 [visits[i].touch for i in fresh],  # type: ignore[misc]
-            ).scalars().all()
-            touch_ids = dict(zip(fresh, ids, strict=True))
+            ).all()
+            by_key: dict[tuple[int, str, str], list[int]] = defaultdict(list)
+            for r in sorted(returned, key=lambda r: r.id):
+                by_key[(r.site_id, r.vid, r.sig)].append(r.id)
+            for i in fresh:
+                v = visits[i]
+                touch_ids[i] = by_key[(v.site_id, v.vid, v.touch["sig"])].pop(0)  # type: ignore[index]
 
     # 2. One decision per visitor.
     firsts: dict[tuple[int, str], int] = {}
@@ -423,7 +445,8 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
             firsts[key] = i
 
     # 3. Open leases of these visitors (any process may have made them).
-    open_rows = conn.execute(
+    known_visitors = [visits[i] for i in firsts.values() if not visits[i].new_visitor]
+    open_rows = [] if not known_visitors else conn.execute(
         sa.select(
             leases.c.id,
             leases.c.site_id,
@@ -437,7 +460,7 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
         )
         .join(tracking_numbers, tracking_numbers.c.id == leases.c.number_id)
         .join(pools, pools.c.id == leases.c.pool_id)
-        .where(leases.c.ended_at.is_(None), sa.tuple_(leases.c.site_id, leases.c.vid).in_(list(firsts)))
+        .where(leases.c.ended_at.is_(None), _visitors_in(leases.c.site_id, leases.c.vid, known_visitors))
         .order_by(leases.c.id)
     ).all()
     renewals: list[dict[str, Any]] = []
@@ -525,9 +548,11 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
                         "expires_at": v.now + pool.hold_seconds,
                     }
                 )
-            lease_ids = conn.execute(
-                leases.insert().returning(leases.c.id, sort_by_parameter_order=True), new_leases
-            ).scalars().all()
+            returned_leases = conn.execute(
+                leases.insert().returning(leases.c.id, leases.c.site_id, leases.c.vid), new_leases
+            ).all()
+            lease_id_of = {(r.site_id, r.vid): r.id for r in returned_leases}  # one new lease per visitor
+            lease_ids = [lease_id_of[(nl["site_id"], nl["vid"])] for nl in new_leases]
             conn.execute(
                 lease_events.insert(),
                 [
@@ -574,6 +599,16 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
             )
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
+
+
+def _visitors_in(site_col: Any, vid_col: Any, visits: Sequence[VisitIn]) -> Any:
+    """``(site_id, vid) IN visits`` written as ``site_id = ? AND vid IN (…)`` per site: SQLite
+    plans a row-value IN as a scan, this form uses the (site_id, vid) indexes."""
+    by_site: dict[int, set[str]] = defaultdict(set)
+    for v in visits:
+        by_site[v.site_id].add(v.vid)
+    clauses = [sa.and_(site_col == site_id, vid_col.in_(sorted(vids))) for site_id, vids in sorted(by_site.items())]
+    return clauses[0] if len(clauses) == 1 else sa.or_(*clauses)
 
 
 def _end_leases(conn: Connection, lease_ids: Iterable[int], *, reason: str, at: float | None = None) -> list[int]:

@@ -17,7 +17,7 @@
     "gclid", "gbraid", "wbraid", "msclkid", "yclid", "fbclid"];
   var CLICKS = { gclid: 1, gbraid: 1, wbraid: 1, msclkid: 1, yclid: 1, fbclid: 1 };
   var DAY = 864e5, SESSION = 18e5;
-  var ans = null, shown = [], site_num = null, timer = null, queued = false;
+  var ans = null, shown = [], site_num = null, timer = null, queued = false, asked = 0;
 
   function now() { return new Date().getTime(); }
   function get(k) { try { return JSON.parse(localStorage.getItem(k)); } catch (e) { return null; } }
@@ -62,7 +62,7 @@
 
   // -- asking for the number -----------------------------------------------------------------
   function ask(done) {
-    var t = touch(), who = visitor(), p = new URLSearchParams({ site: site });
+    var t = touch(), who = visitor(), p = new URLSearchParams({ site: site }), seq = ++asked;
     var key = JSON.stringify([site, t.q, who.vid || ""]);
     var cached = get("ct_num");
     if (consent && cached && cached.key === key && cached.exp > now()) return done(cached.a);
@@ -75,7 +75,7 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (a) {
         clearTimeout(stop);
-        if (!a || !a.phoneNumber) return;
+        if (!a || !a.phoneNumber || seq !== asked) return; // a later request decides
         if (a.vid && consent) { setCookie("ct_vid", a.vid, 730 * DAY); put("ct_vid", a.vid); }
         put("ct_num", { key: key, a: a, exp: now() + Math.min(a.ttl || 0, 1800) * 1e3 * 0.5 });
         done(a);
@@ -92,18 +92,26 @@
   }
   // Digit strings that mean this number when written: national, with trunk 0, +cc, 00cc, 1-…
   function forms(n) { return [n.nsn, "0" + n.nsn, n.cc + n.nsn, "00" + n.cc + n.nsn]; }
-  var CAND = /(^|[^\d])(\+?\(?\d[\d\s().\-\u00a0]{5,22}\d)(?!\d)/g;
+  var SEP = "[\\s().\\-\\u00a0]*";
+  // One pattern for the numbers to replace: each with or without its country code (+cc,
+  // 00cc, cc) or a trunk 0, any separators between digits, never inside a longer digit run.
+  function matcher(from) {
+    var alts = from.map(function (n) {
+      return "(?:(?:\\+|00)?" + n.cc + SEP + ")?(?:0" + SEP + ")?" + n.nsn.split("").join(SEP);
+    });
+    return new RegExp("(^|[^\\d+])(\\(?(?:" + alts.join("|") + "))(?!\\d)", "g");
+  }
   function fit(written, to) {
     // Keep the writer's style: swap the national digits in place, right to left.
     var out = written.split(""), j = to.nsn.length - 1;
     for (var i = out.length - 1; i >= 0 && j >= 0; i--) if (/\d/.test(out[i])) out[i] = to.nsn[j--];
     return out.join("");
   }
-  function replaceIn(text, from, to) {
+  function replaceIn(text, re, from, to) {
     var changed = false;
-    var res = text.replace(CAND, function (m, pre, num) {
+    var res = text.replace(re, function (m, pre, num) {
       var dg = digits(num), hit = null;
-      from.forEach(function (n) { if (!hit && forms(n).indexOf(dg) >= 0) hit = n; });
+      from.forEach(function (n) { if (!hit && dg.slice(-n.nsn.length) === n.nsn) hit = n; });
       if (!hit) return m;
       var out = hit.nsn.length === to.nsn.length && hit.cc === to.cc ? fit(num, to) : null;
       if (!out) out = /^\+|^00/.test(num) ? ans.phoneNumber : ans.formattedPhoneNumber;
@@ -132,14 +140,16 @@
       if (skipped(a)) continue;
       for (var k = 0; k < from.length; k++) if (forms(from[k]).indexOf(dg) >= 0) { a.setAttribute("href", "tel:" + ans.phoneNumber); break; }
     }
-    var walk = d.createTreeWalker(d.body, 4, null), node, edits = [];
+    var walk = d.createTreeWalker(d.body, 4, null), node, edits = [], re = matcher(from);
     while ((node = walk.nextNode())) {
       if (!/\d/.test(node.nodeValue) || skipped(node.parentNode)) continue;
-      var v = replaceIn(node.nodeValue, from, to);
+      var v = replaceIn(node.nodeValue, re, from, to);
       if (v !== null) edits.push([node, v]);
     }
     edits.forEach(function (e) { e[0].nodeValue = e[1]; });
-    d.querySelectorAll("[data-ct-number]").forEach(function (el) { el.textContent = ans.formattedPhoneNumber; });
+    d.querySelectorAll("[data-ct-number]").forEach(function (el) {
+      if (el.textContent !== ans.formattedPhoneNumber) el.textContent = ans.formattedPhoneNumber;
+    });
   }
   function schedule() { if (!queued) { queued = true; (w.requestAnimationFrame || setTimeout)(swap); } }
 

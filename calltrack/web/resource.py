@@ -60,6 +60,15 @@ class HttpMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
             registry=registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, elapsed: float) -> None:
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(elapsed)
 
 
 class LimitedRequest(Request):
@@ -172,8 +181,7 @@ class Router(Resource):
             request.write(body)
         request.finish()
         elapsed = time.perf_counter() - started
-        self._metrics.requests.labels(route, method, str(resp.status)).inc()
-        self._metrics.latency.labels(route).observe(elapsed)
+        self._metrics.observe(route, method, resp.status, elapsed)
         if self._access_log or elapsed > 0.5 or resp.status >= 500:
             logger.info(
                 "%s %s %d %.1fms",

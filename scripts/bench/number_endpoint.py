@@ -1,38 +1,44 @@
 #!/usr/bin/env python3
 """Benchmark: calltrack's ``GET /v1/number`` against a bare twisted.web resource.
 
-    .venv/bin/python scripts/bench/number_endpoint.py [--duration 10] [--connections 32]
+    .venv/bin/python scripts/bench/number_endpoint.py [--duration 10] [--connections 32] [--rounds 3]
 
-Prints, for one run on this machine, requests/s and p50/p99 latency of
+Prints, for one run on this machine, requests/s and p50/p90/p99 latency of
 
-1. a bare twisted.web leaf resource answering a fixed ~150-byte JSON body (its own process,
-   access log off as in calltrack) — the yardstick of DESIGN.md, "The reactor";
+1. a bare twisted.web leaf resource answering a fixed ~150-byte JSON body on ``/`` (its own
+   process, access log off as in calltrack): the yardstick of DESIGN.md, "The reactor";
 2. ``GET /v1/number`` for NEW visitors: no ``vid``, so every request takes a new durable lease
-   (a unique landing URL per request, built by a wrk Lua script);
-3. ``GET /v1/number`` for RETURNING visitors: a fixed set of visitors (``--returning-visitors``)
-   leased just before the run, each request carrying one of them's ``vid`` and ``sid`` (the
-   in-memory fast path while the lease was confirmed less than 60 s ago);
-4. the ratios new/bare and returning/bare against the targets (0.30 and 0.60).
+   (each with a landing URL of its own, built by a wrk Lua script);
+3. ``GET /v1/number`` for RETURNING visitors: ``--returning-visitors`` visitors (1000) leased just
+   before the run, each request carrying one of them's ``vid`` and ``sid`` (the in-memory fast
+   path while this process confirmed the lease less than 60 s ago);
+4. the ratios new/bare and returning/bare (2xx responses per second) against the targets, 0.30
+   and 0.60, and the CPU each server used (per thread, and per request).
 
 calltrack runs as one ``calltrack serve`` process on a SQLite file database (WAL) in a temp
-directory, with logging at WARNING and the rate limits raised out of the way. Numbers are
-added with ``calltrack numbers import`` (US +1 415 2xx xxxx): enough for the new-visitor warm-up
-first, then topped up from the rate the warm-up showed, so that no request of the measured run
-finds the pool exhausted (``--pool-size N`` imports a fixed pool up front instead).
+directory, logging at WARNING, rate limits raised out of the way. Numbers are added with
+``calltrack numbers import`` (+1 415 200-0000 upwards): enough for the first warm-up, then
+topped up from the rate each warm-up showed, so that no measured request finds the pool
+exhausted (``--pool-size N``: a fixed pool imported up front instead).
 
-Every run checks what it measured: wrk's non-2xx/3xx count and socket errors, the server's own
-status and outcome counters (``/metrics``: leased / cached / renewed / exhausted / bot), and
-after the new-visitor run that the open leases in the database grew by the number of
-successful requests. A run with errors, exhaustions or bot answers is flagged in the output.
+What was measured is checked: wrk's non-2xx/3xx count and socket errors; the server's status
+codes and outcomes (``/metrics``: leased / cached / renewed / exhausted / bot …); after a
+new-visitor run, that the open leases in the database grew by the number of 2xx answers (plus
+at most one in flight per connection when wrk stopped); after a returning run, that no lease
+was opened. Failures are printed as FAIL lines. The CPU used by other processes during each
+run is shown too (``other``): a busy machine disturbs the figures; ``--rounds N`` runs bare,
+new and returning in turn N times and shows medians (and each round against its own bare run).
 
-Load generator: ``wrk`` (``apt-get install -y wrk``); same threads, connections and duration
-for all three runs, each after a short warm-up. Without wrk, a Python asyncio load generator
-is used instead and the output says so: its figures are bounded by the load generator.
+Load generator: ``wrk`` (``apt-get install -y wrk``), with the same threads, connections and
+duration for all runs, each after a warm-up. Without wrk a Python asyncio load generator is
+used and the output says so: its figures are bounded by the load generator itself.
 
-Other options: ``--threads`` (wrk threads, default 1: the machine's cores are shared with the
-server), ``--warmup`` seconds, ``--profile DIR`` (py-spy records the server during the measured
-new-visitor run: flame graph, and the top functions printed), ``--json-out FILE``, ``--keep``
-(leave the temp directory), ``--only bare,new,returning``.
+Other options: ``--threads`` (wrk threads, default 1: the load generator shares the machine's
+cores with the server), ``--warmup`` seconds, ``--only bare,new,returning``, ``--profile DIR``
+(py-spy, ``.venv/bin/pip install py-spy``, samples the server during the first measured
+new-visitor and returning-visitor runs; the busiest functions per thread are printed and the
+collapsed stacks kept in DIR), ``--json-out FILE``, ``--keep`` (keep the temp directory: the
+database, the server log, the Lua scripts).
 """
 
 from __future__ import annotations
@@ -120,6 +126,18 @@ def cpu_seconds(pid: int) -> tuple[float, dict[int, float]]:
         return float("nan"), {}
 
 
+def machine_cpu() -> tuple[float, float]:
+    """Seconds all CPUs were busy (user, nice, system, irq, softirq) and stolen, from /proc/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    # user nice system idle iowait irq softirq steal ...
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / tick, (v[7] if len(v) > 7 else 0) / tick
+
+
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -135,7 +153,11 @@ _LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, body = http_get(port, "/metrics")
+    try:
+        status, body = http_get(port, "/metrics", timeout=15.0)
+    except OSError as e:
+        say(f"  /metrics did not answer ({e}); outcome counts will be missing")
+        return {}
     if status != 200:
         return {}
     out = {}
@@ -163,7 +185,7 @@ def metric_delta(before: dict, after: dict, name: str, label: str, **match: str)
     return {k: v for k, v in out.items() if v}
 
 
-def settle(server: "Server", timeout: float = 10.0) -> None:
+def settle(server: Server, timeout: float = 10.0) -> None:
     """Wait until requests the load generator left in flight have been answered and committed."""
     time.sleep(0.2)
     deadline = time.monotonic() + timeout
@@ -280,9 +302,15 @@ class RunResult:
     server_main_thread_cores: float = float("nan")
     server_other_threads_cores: float = float("nan")
     loadgen_cpu_cores: float = float("nan")
+    machine_busy_cores: float = float("nan")  # every process, from /proc/stat
+    steal_cores: float = float("nan")  # the hypervisor's share taken from this VM
     server_statuses: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def other_cores(self) -> float:
+        return max(0.0, self.machine_busy_cores - self.server_cpu_cores - self.loadgen_cpu_cores)
 
     @property
     def cpu_us_per_request(self) -> float:
@@ -365,6 +393,8 @@ def run_wrk(w: Workload, port: int, *, seconds: int, connections: int, threads: 
     if line is None:
         raise RuntimeError(f"no BENCH_JSON line in wrk's output:\n{proc.stdout}\n{proc.stderr}")
     s = json.loads(line[len("BENCH_JSON ") :])
+    if not s["requests"]:  # no latency was recorded: show none rather than zeros
+        s.update({k: float("nan") for k in ("p50", "p90", "p99", "max")})
     dur = s["duration_us"] / 1e6
     loadgen = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / dur
     return RunResult(
@@ -420,15 +450,24 @@ def run_python_loadgen(w: Workload, port: int, *, seconds: int, connections: int
                     head = await reader.readuntil(b"\r\n\r\n")
                     lines = head.decode("latin-1").split("\r\n")
                     status = int(lines[0].split()[1])
-                    length = 0
+                    length, chunked = 0, False
                     for h in lines[1:]:
-                        if h.lower().startswith("content-length:"):
-                            length = int(h.split(":", 1)[1])
-                    if length:
+                        name, _, value = h.partition(":")
+                        if name.lower() == "content-length":
+                            length = int(value)
+                        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                            chunked = True
+                    if chunked:  # twisted.web chunks a body written without a Content-Length
+                        while True:
+                            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                            await reader.readexactly(size + 2)
+                            if size == 0:
+                                break
+                    elif length:
                         await reader.readexactly(length)
                     latencies.append(time.perf_counter() - t0)
                     statuses[status] += 1
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
                 errors[0] += 1
             finally:
                 writer.close()
@@ -474,7 +513,7 @@ class Bench:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="calltrack-bench-"))
         self.db_path = self.tmp / "bench.db"
-        self.use_wrk = shutil.which("wrk") is not None
+        self.use_wrk = shutil.which("wrk") is not None and not args.python_loadgen
         self.servers: list[Server] = []
         self.results: dict[str, list[RunResult]] = {"bare": [], "new": [], "returning": []}
         self.checks: list[str] = []
@@ -505,11 +544,15 @@ class Bench:
         """The measured run, with the server's CPU use and (calltrack) its own counters."""
         before_metrics = scrape(server.port) if server.name == "calltrack" else {}
         cpu0, threads0 = cpu_seconds(server.pid)
+        busy0, steal0 = machine_cpu()
         t0 = time.monotonic()
         spy = self.start_profiler(server, label) if profile else None
         result = self.load(w, server.port, self.args.duration, label)
         wall = time.monotonic() - t0
         cpu1, threads1 = cpu_seconds(server.pid)
+        busy1, steal1 = machine_cpu()
+        result.machine_busy_cores = (busy1 - busy0) / wall
+        result.steal_cores = (steal1 - steal0) / wall
         if spy is not None:
             self.finish_profiler(spy)
         result.server_cpu_cores = (cpu1 - cpu0) / wall
@@ -612,7 +655,9 @@ class Bench:
         if not raw.exists() or not raw.stat().st_size:
             say(f"  py-spy wrote nothing: {err.decode(errors='replace').strip()[-500:]}")
             return
-        self.profile_report = summarize_profile(raw) + f"\n  collapsed stacks: {raw}"
+        label = raw.name.removesuffix(".collapsed.txt").replace("_", " ")
+        self.profile_report += ("\n\n" if self.profile_report else "") + summarize_profile(raw, label)
+        self.profile_report += f"\n  collapsed stacks: {raw}"
         fg = shutil.which("flamegraph.pl") or shutil.which("inferno-flamegraph")
         if fg:  # a flame graph from the same samples, when a flamegraph tool is around
             with open(svg, "wb") as f:
@@ -681,7 +726,7 @@ class Bench:
         leased = r.outcomes.get("leased", 0)
         ok_2xx = r.requests - r.non_2xx
         # wrk stops counting at its deadline: up to one request per connection is still in flight.
-        good = ok_2xx <= opened <= ok_2xx + a.connections + 5 and leased == opened
+        good = ok_2xx > 0 and ok_2xx <= opened <= ok_2xx + a.connections + 5 and leased == opened
         self.checks.append(
             ("OK   " if good else "FAIL ")
             + f"new visitors{rnd}: {opened} leases opened in the DB, {leased} 'leased' outcomes in /metrics, "
@@ -716,7 +761,7 @@ class Bench:
             parts = ex.map(worker, [n // workers + (1 if i < n % workers else 0) for i in range(workers)])
             return [p for part in parts for p in part]
 
-    def run_returning(self, server: Server, rnd: str) -> None:
+    def run_returning(self, server: Server, rnd: str, *, profile: bool) -> None:
         a = self.args
         say(f"returning visitors{rnd} ({a.returning_visitors} visitors holding leases, each request with their vid+sid)")
         self.ensure_free(a.returning_visitors + 100)
@@ -727,10 +772,10 @@ class Bench:
         self.warm_up(w, server, "returning visitors")
         leases0 = self.open_leases()
         say(f"  measuring {a.duration}s")
-        r = self.measured(w, server, "returning visitors")
+        r = self.measured(w, server, "returning visitors", profile=profile)
         opened = self.open_leases() - leases0
         total = sum(r.outcomes.values())
-        good = opened == 0 and set(r.outcomes) <= {"cached", "renewed"}
+        good = total > 0 and opened == 0 and set(r.outcomes) <= {"cached", "renewed"}
         self.checks.append(
             ("OK   " if good else "FAIL ")
             + f"returning visitors{rnd}: {r.outcomes.get('cached', 0)} of {total} answered from memory ('cached'), "
@@ -749,7 +794,7 @@ class Bench:
             if calltrack is not None and "new" in only:
                 self.run_new(calltrack, rnd, profile=bool(a.profile) and i == 0)
             if calltrack is not None and "returning" in only:
-                self.run_returning(calltrack, rnd)
+                self.run_returning(calltrack, rnd, profile=bool(a.profile) and i == 0)
         for server in (bare, calltrack):
             if server is not None:
                 server.stop()
@@ -771,11 +816,13 @@ class Bench:
         print(f"load: {gen}, {a.duration}s per run after a {a.warmup}s warm-up"
               + (f"; {a.rounds} rounds (bare, new, returning in turn), medians shown" if a.rounds > 1 else ""))
         if not self.use_wrk:
-            print("NOTE: wrk is not installed (apt-get install -y wrk); a Python load generator was used instead:")
+            print("NOTE: " + ("--python-loadgen" if a.python_loadgen else "wrk is not installed (apt-get install -y wrk)")
+                  + "; a Python load generator was used instead:")
             print("      it cannot saturate the servers, so the bare figure and the ratios below are not comparable.")
         print()
-        head = (f"{'':<20}{'req/s':>9}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}{'non2xx':>7}{'errors':>7}"
-                f"{'srv CPU':>8}{' (main+other)':<14}{'µs CPU/req':>11}{'wrk CPU':>8}{'vs bare':>8}{'target':>9}")
+        head = (f"{'':<19}{'req/s':>7}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'non2xx':>7}{'errors':>7}  |"
+                f"{'server':>7}{'(main+db)':>12}{'µs/req':>7}  |{'load':>5}{'other':>6}{'steal':>6}  |"
+                f"{'vs bare':>8}{'target':>11}")
         print(head)
         print("-" * len(head))
         verdicts: dict[str, bool] = {}
@@ -785,10 +832,11 @@ class Bench:
             tstr = ""
             if target is not None and not math.isnan(ratio):
                 tstr = f"≥{target:.2f} " + ("yes" if ratio >= target else "NO")
-            split = f" ({r.server_main_thread_cores:.2f}+{r.server_other_threads_cores:.2f})"
-            return (f"{title:<20}{r.rps:>9.0f}{r.p50_ms:>8.2f}{r.p90_ms:>8.2f}{r.p99_ms:>8.2f}{r.max_ms:>8.1f}"
-                    f"{r.non_2xx:>7}{r.socket_errors + r.timeouts:>7}{r.server_cpu_cores:>8.2f}{split:<14}"
-                    f"{r.cpu_us_per_request:>11.0f}{r.loadgen_cpu_cores:>8.2f}{ratio:>8.2f}{tstr:>9}")
+            split = f"({r.server_main_thread_cores:.2f}+{r.server_other_threads_cores:.2f})"
+            return (f"{title:<19}{r.rps:>7.0f}{ms(r.p50_ms):>8}{ms(r.p90_ms):>8}{ms(r.p99_ms):>8}"
+                    f"{r.non_2xx:>7}{r.socket_errors + r.timeouts:>7}  |{r.server_cpu_cores:>7.2f}{split:>12}"
+                    f"{r.cpu_us_per_request:>7.0f}  |{r.loadgen_cpu_cores:>5.2f}{r.other_cores:>6.2f}{r.steal_cores:>6.2f}  |"
+                    f"{ratio:>8.2f}{tstr:>11}")
 
         titles = {"bare": "bare twisted.web", "new": "new visitors", "returning": "returning visitors"}
         for key, r in med.items():
@@ -808,12 +856,26 @@ class Bench:
                     ratio = 1.0 if key == "bare" else (rs[i].ok_rps / b.ok_rps if b and b.ok_rps else float("nan"))
                     print(row(f"  {i + 1}: {key}", rs[i], ratio, TARGETS.get(key)))
         print()
-        print("req/s counts every response (the ratios count 2xx only); errors: socket errors and timeouts. srv CPU: cores")
-        print("the server process used during the run, split into its main (reactor) thread and its other threads (the")
-        print("SQLite writer); µs CPU/req = server CPU per response. wrk CPU: cores the load generator used (2 CPUs shared).")
+        print(textwrap.dedent(f"""\
+            req/s counts every response (the ratios count 2xx only); errors = socket errors + timeouts.
+            CPU in cores (of {os.cpu_count()}) during the measured run: server = the server process, split into its main
+            (reactor) thread and its other threads (the SQLite writer); µs/req = server CPU per response;
+            load = the load generator; other = every other process on the machine{' (py-spy included)' if a.profile else ''};
+            steal = time the hypervisor took from this VM."""))
+        cost: dict[str, float] = {}
+        if bare is not None and len(med) > 1:
+            cost = {k: bare.cpu_us_per_request / r.cpu_us_per_request for k, r in med.items() if k != "bare" and r.rps}
+            if cost:
+                print("CPU cost ratios (bare µs/req ÷ µs/req; what the ratios would be if every server were CPU-bound, and")
+                print("less sensitive to other load): " + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
+        disturbed = [f"{k} {i + 1}" for k, rs in self.results.items() for i, r in enumerate(rs) if r.other_cores > 0.15]
+        if disturbed and not a.profile:
+            print(f"WARNING: other processes used CPU during: {', '.join(disturbed)}; those figures are disturbed.")
         for key, rs in self.results.items():
             for r in rs:
-                if r.non_2xx or r.socket_errors or r.timeouts:
+                if r.requests == 0:
+                    self.checks.append(f"FAIL {key}: no response at all within the {a.duration}s run")
+                elif r.non_2xx or r.socket_errors or r.timeouts:
                     self.checks.append(f"FAIL {key}: {r.non_2xx} non-2xx responses, {r.socket_errors} socket errors, "
                                        f"{r.timeouts} timeouts: the figures include failures")
         if self.results["new"] or self.results["returning"]:
@@ -840,6 +902,7 @@ class Bench:
             "runs": {k: [asdict(r) for r in rs] for k, rs in self.results.items()},
             "medians": {k: asdict(r) for k, r in med.items()},
             "ratios": ratios,
+            "cpu_cost_ratios": cost,
             "targets": TARGETS,
             "checks": self.checks,
             "numbers_imported": self.numbers_imported,
@@ -857,6 +920,10 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def ms(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
 def median_run(runs: list[RunResult]) -> RunResult:
     """One run's worth of medians (each figure's own median; counts summed)."""
     if len(runs) == 1:
@@ -869,7 +936,7 @@ def median_run(runs: list[RunResult]) -> RunResult:
 
     out = RunResult(**{**asdict(runs[0]), "label": runs[0].label + " (median)"})
     for f in ("rps", "ok_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "seconds", "server_cpu_cores",
-              "server_main_thread_cores", "server_other_threads_cores", "loadgen_cpu_cores"):
+              "server_main_thread_cores", "server_other_threads_cores", "loadgen_cpu_cores", "machine_busy_cores", "steal_cores"):
         setattr(out, f, m(f))
     for f in ("requests", "non_2xx", "socket_errors", "timeouts"):
         setattr(out, f, sum(getattr(r, f) for r in runs))
@@ -879,7 +946,7 @@ def median_run(runs: list[RunResult]) -> RunResult:
     return out
 
 
-def summarize_profile(raw: Path, top: int = 18) -> str:
+def summarize_profile(raw: Path, label: str, top: int = 18) -> str:
     """Where the server's time goes, per thread, from py-spy's collapsed stacks (idle excluded)."""
     threads: dict[str, tuple[collections.Counter[str], collections.Counter[str]]] = {}
     totals: collections.Counter[str] = collections.Counter()
@@ -901,7 +968,7 @@ def summarize_profile(raw: Path, top: int = 18) -> str:
     total = sum(totals.values())
     if not total:
         return "profile: no samples"
-    out = [f"profile of the calltrack server during the measured new-visitor run: {total} busy samples "
+    out = [f"profile of the calltrack server during the measured {label} run: {total} busy samples "
            "(py-spy, idle threads excluded); shares are of all busy samples"]
     out.append("  busy samples by thread: " + ", ".join(f"{t} {c / total:.0%}" for t, c in totals.most_common()))
     for thread, n in totals.most_common(3):
@@ -925,8 +992,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--returning-visitors", type=int, default=1000, help="visitors cycled through in the returning run")
     p.add_argument("--pool-size", type=int, default=0, help="import this many numbers up front (default: sized from the warm-up)")
     p.add_argument("--only", default="bare,new,returning", help="comma-separated subset of bare,new,returning")
-    p.add_argument("--profile", metavar="DIR", help="py-spy the server during the measured new-visitor run, write to DIR")
+    p.add_argument("--profile", metavar="DIR", help="py-spy the server in the first new/returning runs")
     p.add_argument("--json-out", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--python-loadgen", action="store_true", help="use the Python load generator even when wrk is there")
     p.add_argument("--keep", action="store_true", help="keep the temp directory (database, logs, Lua scripts)")
     p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -941,7 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.connections < args.threads:
         p.error("--connections must be at least --threads")
     bench = Bench(args)
-    if not bench.use_wrk:
+    if not bench.use_wrk and not args.python_loadgen:
         say("wrk not found: install it (`apt-get install -y wrk`) for comparable figures; using a Python load generator")
     try:
         bench.run(only)
@@ -951,6 +1019,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted")
         return 130
+    except RuntimeError as e:
+        say(f"number_endpoint.py: {e}")
+        return 1
     finally:
         bench.cleanup()
     return 0
