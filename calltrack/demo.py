@@ -56,6 +56,7 @@ def seed_demo(app: Any, *, base_url: str) -> dict[str, Any]:
     text = "\n".join(
         [
             f"demo account {demo.id} ({'created' if created else 'already there'}): {DEMO_ACCOUNT}",
+            f"  demo page: {base_url}/demo   (ct.js swaps its number; try the ad-click link on it in a private window)",
             f"  API key:  {key}",
             f"  site key: {site.site_key}",
             f"  ask for a number:  curl '{base_url}/v1/number?site={site.site_key}&utm_source=google&utm_medium=cpc'",
