@@ -14,6 +14,7 @@ No number is ever held by two visitors at once, whatever process asks:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -446,7 +447,16 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
 
     # 3. Open leases of these visitors (any process may have made them).
     known_visitors = [visits[i] for i in firsts.values() if not visits[i].new_visitor]
-    open_rows = [] if not known_visitors else conn.execute(
+    if pg and known_visitors:
+        # One visitor asking through two processes at once must not get two numbers: the
+        # transactions take the visitor's lock (in one global order, so no deadlock) and the
+        # second sees the first's lease.
+        keys = sorted({_visitor_lock_key(v.site_id, v.vid) for v in known_visitors})
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS s"),
+            {"keys": keys},
+        )
+    open_q = (
         sa.select(
             leases.c.id,
             leases.c.site_id,
@@ -462,7 +472,12 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
         .join(pools, pools.c.id == leases.c.pool_id)
         .where(leases.c.ended_at.is_(None), _visitors_in(leases.c.site_id, leases.c.vid, known_visitors))
         .order_by(leases.c.id)
-    ).all()
+    )
+    if pg:
+        # Lock the leases being renewed: a sweeper that picked one waits, then sees the new
+        # deadline (see _end_leases).
+        open_q = open_q.with_for_update(of=leases)
+    open_rows = conn.execute(open_q).all() if known_visitors else []
     renewals: list[dict[str, Any]] = []
     number_free: list[dict[str, Any]] = []
     for row in open_rows:
@@ -528,7 +543,7 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
         free = conn.execute(q).all()
         stale = [r.current_lease_id for r in free if r.current_lease_id is not None]
         if stale:
-            _end_leases(conn, stale, reason="expired")
+            _end_leases(conn, stale, reason="expired", due_by=now)
         granted = list(zip(idx, free, strict=False))
         if granted:
             new_leases = []
@@ -601,6 +616,11 @@ def visit_batch_txn(conn: Connection, visits: list[VisitIn]) -> list[VisitOut]:
     return results  # type: ignore[return-value]
 
 
+def _visitor_lock_key(site_id: int, vid: str) -> int:
+    digest = hashlib.blake2b(f"{site_id}:{vid}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _visitors_in(site_col: Any, vid_col: Any, visits: Sequence[VisitIn]) -> Any:
     """``(site_id, vid) IN visits`` written as ``site_id = ? AND vid IN (…)`` per site: SQLite
     plans a row-value IN as a scan, this form uses the (site_id, vid) indexes."""
@@ -608,18 +628,28 @@ def _visitors_in(site_col: Any, vid_col: Any, visits: Sequence[VisitIn]) -> Any:
     for v in visits:
         by_site[v.site_id].add(v.vid)
     clauses = [sa.and_(site_col == site_id, vid_col.in_(sorted(vids))) for site_id, vids in sorted(by_site.items())]
+    if not clauses:
+        return sa.false()
     return clauses[0] if len(clauses) == 1 else sa.or_(*clauses)
 
 
-def _end_leases(conn: Connection, lease_ids: Iterable[int], *, reason: str, at: float | None = None) -> list[int]:
-    """End open leases (at their deadline, or at ``at``) and log it; returns the ones ended."""
+def _end_leases(
+    conn: Connection, lease_ids: Iterable[int], *, reason: str, at: float | None = None, due_by: float | None = None
+) -> list[int]:
+    """End open leases (at their deadline, or at ``at``) and log it; returns the ones ended.
+
+    ``due_by``: end only leases whose deadline has passed by then. PostgreSQL re-checks this
+    on a row another transaction renewed meanwhile, so a lease renewed after the sweeper
+    picked it is left alone.
+    """
     ids = sorted(set(lease_ids))
     if not ids:
         return []
     ended_at = leases.c.expires_at if at is None else sa.literal(at)
+    due = [leases.c.expires_at <= due_by] if due_by is not None else []
     rows = conn.execute(
         leases.update()
-        .where(leases.c.id.in_(ids), leases.c.ended_at.is_(None))
+        .where(leases.c.id.in_(ids), leases.c.ended_at.is_(None), *due)
         .values(ended_at=ended_at, end_reason=reason)
         .returning(leases.c.id, leases.c.ended_at)
     ).all()
@@ -643,7 +673,7 @@ def expire_leases_txn(conn: Connection, now: float, limit: int = 2000) -> int:
         .order_by(leases.c.id)
         .limit(limit)
     ).scalars().all()
-    ended = _end_leases(conn, due, reason="expired")
+    ended = _end_leases(conn, due, reason="expired", due_by=now)
     if ended:
         conn.execute(
             tracking_numbers.update()
