@@ -8,6 +8,7 @@ from twisted.web.server import Request
 
 from calltrack.accounts.service import AccountError, AccountsService
 from calltrack.accounts.store import Site
+from calltrack.web import params
 from calltrack.web.auth import require_account
 from calltrack.web.errors import ApiError
 from calltrack.web.resource import Response, Router, json_body
@@ -39,7 +40,7 @@ class AccountResources:
 
     async def get_site(self, request: Request, site_id: str) -> Response:
         account_id = await require_account(request, self._accounts)
-        site = await self._accounts.get_site(account_id, int(site_id))
+        site = await self._accounts.get_site(account_id, params.path_id(site_id, "site"))
         if site is None:
             raise ApiError(404, "not_found", f"site {site_id} not found")
         return Response(200, site_json(site))

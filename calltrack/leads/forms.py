@@ -12,7 +12,11 @@ MAX_FIELDS = 50
 MAX_FIELD_NAME = 100
 MAX_FIELD_VALUE = 2000
 # Never kept, whatever the page sends: secrets and payment data.
-_SECRET_NAME = re.compile(r"pass|card|cc-?num|cvv|cvc|ssn|iban|secret|token", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"pass|card|cc[-_ ]?(?:num|exp|csc|cvc|name|type)|cvv|cvc|csc|security[-_ ]?code|\bpin\b|otp|ssn|iban|secret|token",
+    re.IGNORECASE,
+)
+_DIGITS = re.compile(r"\D")
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)+$")
 _EMAIL_NAME = re.compile(r"e-?mail", re.IGNORECASE)
 _PHONE_NAME = re.compile(r"phone|tel|mobile|cell", re.IGNORECASE)
@@ -50,6 +54,8 @@ def read_form(raw: Any, *, region: str) -> FormContact:
         if _SECRET_NAME.search(name):
             continue
         text = "".join(ch for ch in str(value) if ch >= " " or ch in "\n\t").strip()
+        if _looks_like_card(text):
+            continue  # a card number under an innocent name is still a card number
         fields[name.strip()] = text[:MAX_FIELD_VALUE]
     email = phone = person = None
     for name, value in fields.items():
@@ -65,3 +71,19 @@ def read_form(raw: Any, *, region: str) -> FormContact:
     if email is None and phone is None:
         raise InvalidForm("the form has neither a valid email address nor a valid phone number")
     return FormContact(fields, email, phone, person)
+
+
+def _looks_like_card(text: str) -> bool:
+    """13-19 digits (spaces and dashes allowed) that pass the Luhn check."""
+    if not text or any(ch not in "0123456789 -" for ch in text):
+        return False
+    digits = _DIGITS.sub("", text)
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from calltrack.db.schema import form_submissions
@@ -38,18 +40,22 @@ def _submission(r: Any) -> FormSubmission:
 
 
 def add_submission_txn(conn: Connection, values: dict[str, Any]) -> tuple[FormSubmission, bool]:
-    """Store a submission once per (site, client_ref): (the stored one, whether it is new)."""
-    existing = conn.execute(
+    """Store a submission once per (site, client_ref): (the stored one, whether it is new).
+
+    INSERT … ON CONFLICT DO NOTHING: two deliveries of the same submission racing in two
+    transactions both succeed, one storing it and the other finding it.
+    """
+    row = dict(values, fields=json.dumps(values["fields"], ensure_ascii=False, sort_keys=True))
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    new_id = conn.execute(
+        insert(form_submissions).values(**row).on_conflict_do_nothing(index_elements=["site_id", "client_ref"]).returning(form_submissions.c.id)
+    ).scalar_one_or_none()
+    stored = conn.execute(
         sa.select(form_submissions).where(
             form_submissions.c.site_id == values["site_id"], form_submissions.c.client_ref == values["client_ref"]
         )
-    ).one_or_none()
-    if existing is not None:
-        return _submission(existing), False
-    row = dict(values, fields=json.dumps(values["fields"], ensure_ascii=False, sort_keys=True))
-    new_id = conn.execute(form_submissions.insert().values(**row).returning(form_submissions.c.id)).scalar_one()
-    stored = conn.execute(sa.select(form_submissions).where(form_submissions.c.id == new_id)).one()
-    return _submission(stored), True
+    ).one()
+    return _submission(stored), new_id is not None
 
 
 def list_submissions_txn(conn: Connection, account_id: int, *, limit: int = 100) -> list[FormSubmission]:

@@ -124,7 +124,8 @@ def pool_settings(body: dict[str, Any], *, region: str, creating: bool) -> dict[
             raise InvalidInput("'name' must be a string of 1-100 characters")
         out["name"] = name.strip()
     if creating:
-        if not isinstance(body.get("site_id"), int) or isinstance(body.get("site_id"), bool):
+        site_id = body.get("site_id")
+        if not isinstance(site_id, int) or isinstance(site_id, bool) or not 0 < site_id < 2**31:
             raise InvalidInput("'site_id' (an integer) is required")
         out["site_id"] = body["site_id"]
     elif "site_id" in body:

@@ -225,7 +225,7 @@ class NumberResources:
     async def retire_number(self, request: Request, number_id: str) -> Response:
         account_id = await require_account(request, self._accounts)
         try:
-            number = await self._numbers.retire_number(account_id, int(number_id))
+            number = await self._numbers.retire_number(account_id, params.path_id(number_id, "number"))
         except NotFound:
             raise ApiError(404, "not_found", f"number {number_id} not found") from None
         return Response(200, number.to_json())
@@ -256,7 +256,7 @@ class NumberResources:
     async def get_pool(self, request: Request, pool_id: str) -> Response:
         account_id = await require_account(request, self._accounts)
         try:
-            pool = await self._numbers.get_pool(account_id, int(pool_id))
+            pool = await self._numbers.get_pool(account_id, params.path_id(pool_id, "pool"))
         except NotFound:
             raise ApiError(404, "not_found", f"pool {pool_id} not found") from None
         return Response(200, pool.to_json())
@@ -268,7 +268,7 @@ class NumberResources:
         except InvalidInput as e:
             raise ApiError(400, "invalid_pool", str(e)) from None
         try:
-            pool = await self._numbers.update_pool(account.id, int(pool_id), changes)
+            pool = await self._numbers.update_pool(account.id, params.path_id(pool_id, "pool"), changes)
         except NotFound:
             raise ApiError(404, "not_found", f"pool {pool_id} not found") from None
         except Conflict as e:
@@ -293,7 +293,7 @@ class NumberResources:
         if (until - since) / step > 10_000:
             raise ApiError(400, "invalid_parameter", "the window holds more than 10000 steps; use a larger 'step'")
         try:
-            pool, health = await self._numbers.pool_health(account_id, int(pool_id), since=since, until=until, step=step)
+            pool, health = await self._numbers.pool_health(account_id, params.path_id(pool_id, "pool"), since=since, until=until, step=step)
         except NotFound:
             raise ApiError(404, "not_found", f"pool {pool_id} not found") from None
         return Response(200, health_json(pool, health, since, until, step))
@@ -306,7 +306,7 @@ class NumberResources:
         hold = params.integer(q.get("hold_seconds"), "hold_seconds", default=0, minimum=0, maximum=7 * 86400) or None
         try:
             pool, result = await self._numbers.simulate_pool(
-                account_id, int(pool_id), size=size, hold_seconds=hold, since=since, until=until
+                account_id, params.path_id(pool_id, "pool"), size=size, hold_seconds=hold, since=since, until=until
             )
         except NotFound:
             raise ApiError(404, "not_found", f"pool {pool_id} not found") from None
@@ -329,12 +329,12 @@ class NumberResources:
 
     async def lease_events(self, request: Request, lease_id: str) -> Response:
         account_id = await require_account(request, self._accounts)
-        events = await self._numbers.lease_events(account_id, int(lease_id))
+        events = await self._numbers.lease_events(account_id, params.path_id(lease_id, "lease"))
         if not events:
             raise ApiError(404, "not_found", f"lease {lease_id} not found")
         return Response(
             200,
-            {"lease_id": int(lease_id), "events": [{"kind": k, "ts": ts, "expires_at": exp} for k, ts, exp in events]},
+            {"lease_id": params.path_id(lease_id, "lease"), "events": [{"kind": k, "ts": ts, "expires_at": exp} for k, ts, exp in events]},
         )
 
 

@@ -183,11 +183,14 @@
   // -- forms -----------------------------------------------------------------------------------
   if (me.getAttribute("data-forms") === "auto") {
     d.addEventListener("submit", function (ev) {
+      if (!consent) return; // nothing leaves the page before consent
       try {
         var f = ev.target, fields = {}, contact = false;
         for (var i = 0; i < f.elements.length; i++) {
           var el = f.elements[i], n = el.name || el.id, t = (el.type || "").toLowerCase();
-          if (!n || t === "password" || t === "file" || t === "submit" || /card|cvv|cvc|ssn|iban|passw/i.test(n)) continue;
+          var ac = (el.getAttribute("autocomplete") || "").toLowerCase();
+          if (!n || t === "password" || t === "file" || t === "submit" || t === "hidden" || ac.indexOf("cc-") === 0 ||
+            /card|cc[-_ ]?(num|exp|csc|cvc)|cvv|cvc|csc|security.?code|\bpin\b|otp|ssn|iban|passw/i.test(n)) continue;
           if ((t === "checkbox" || t === "radio") && !el.checked) continue;
           if (t === "tel" || t === "email" || /phone|tel|mail/i.test(n)) contact = contact || !!el.value;
           fields[n] = String(el.value).slice(0, 2000);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +21,17 @@ def visitor_id(value: Any, name: str) -> str | None:
     return value
 
 
+MAX_ID = 2**31 - 1
+
+
+def path_id(value: str, what: str) -> int:
+    """An id from the path (the route already matched digits); too large is not found."""
+    n = int(value) if len(value) <= 10 else MAX_ID + 1
+    if n > MAX_ID:
+        raise ApiError(404, "not_found", f"{what} {value[:20]} not found")
+    return n
+
+
 def integer(value: Any, name: str, *, default: int | None = None, minimum: int | None = None, maximum: int | None = None) -> int:
     if value is None or value == "":
         if default is None:
@@ -31,7 +43,9 @@ def integer(value: Any, name: str, *, default: int | None = None, minimum: int |
         n = int(value)
     except (TypeError, ValueError):
         raise ApiError(400, "invalid_parameter", f"'{name}' must be an integer") from None
-    if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
+    if maximum is None:
+        maximum = MAX_ID
+    if (minimum is not None and n < minimum) or n > maximum:
         raise ApiError(400, "invalid_parameter", f"'{name}' must be between {minimum} and {maximum}")
     return n
 
@@ -41,9 +55,13 @@ def timestamp(value: Any, name: str, *, default: float) -> float:
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        seconds = float(value)
     except (TypeError, ValueError):
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ApiError(400, "invalid_parameter", f"'{name}' must be a finite time")
+        return seconds
     try:
         dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:

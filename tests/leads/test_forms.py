@@ -80,3 +80,36 @@ def test_submissions_are_listed_only_to_their_account(http: Http, app: App, tena
     assert code == 200 and [f["email"] for f in mine["forms"]] == ["jo@example.com"]
     assert http.request("GET", "/v1/forms", key=other.key)[1] == {"forms": []}
     assert http.request("GET", "/v1/forms")[0] == 401
+
+
+def test_payment_data_is_never_kept_whatever_the_field_is_called() -> None:
+    form = read_form(
+        {"email": "jo@example.com", "cc_number": "4111 1111 1111 1111", "cc_exp": "12/29", "security_code": "123",
+         "pin": "4321", "notes": "4111-1111-1111-1111", "order": "1234567890123"},
+        region="US",
+    )
+    assert set(form.fields) == {"email", "order"}  # 1234567890123 fails the Luhn check: an order number
+
+
+def test_racing_deliveries_of_one_submission_store_it_once(app: App, tenant: Tenant) -> None:
+    import threading
+
+    from calltrack.leads.store import add_submission_txn
+
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer")
+    values = {"account_id": tenant.account.id, "site_id": tenant.site.id, "client_ref": "race", "vid": None, "sid": None,
+              "ts": 0.0, "url": None, "fields": {"email": "jo@example.com"}, "email": "jo@example.com", "phone": None, "name": None}
+    results: list[bool] = []
+
+    def deliver() -> None:
+        with app.engine.begin() as conn:
+            results.append(add_submission_txn(conn, values)[1])
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert count(app, "form_submissions") == 1

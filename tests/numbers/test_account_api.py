@@ -201,3 +201,18 @@ def test_a_site_key_only_reaches_its_own_pools(http: Http, app: App, tenant: Ten
     other = make_tenant(app, "Other", ("other.example",))
     code, body, _ = http.request("GET", f"/v1/number?site={other.site.site_key}", headers={"User-Agent": CHROME})
     assert code == 200 and body["lease"] is False and body["phoneNumber"] == other.site.own_number
+
+
+def test_absurd_ids_and_numbers_are_4xx_not_500(http: Http, tenant: Tenant) -> None:
+    huge = "9" * 25
+    k = tenant.key
+    for method, path in [("GET", f"/v1/pools/{huge}"), ("GET", f"/v1/sites/{huge}"), ("GET", f"/v1/leases/{huge}/events"),
+                         ("POST", f"/v1/numbers/{huge}/retire"), ("GET", f"/v1/pools/{huge}/health")]:
+        assert http.request(method, path, key=k)[0] == 404, path
+    assert http.request("GET", f"/v1/numbers?pool_id={huge}", key=k)[0] == 400
+    assert http.request("POST", "/v1/pools", key=k, json_body={"site_id": int(huge), "name": "p"})[0] == 400
+    for bad in ("nan", "inf", "-inf"):
+        assert http.request("GET", f"/v1/leases?active_at={bad}", key=k)[0] == 400
+    deep = b"[" * 30_000 + b"]" * 30_000
+    code, body, _ = http.request("POST", "/v1/pools", key=k, data=deep, headers={"Content-Type": "application/json"})
+    assert code == 400 and body["error"]["code"] == "malformed_json"
