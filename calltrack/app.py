@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from calltrack.accounts.resources import AccountResources
 from calltrack.accounts.service import AccountsService
+from calltrack.compute import ComputePool
 from calltrack.config import CalltrackConfig
 from calltrack.db.engine import create_engine
 from calltrack.db.pool import DBPool
@@ -40,13 +41,16 @@ class App:
     numbers: NumbersService
     router: Router
     site: CalltrackSite
+    compute: ComputePool
 
     def start(self) -> None:
         self.db.start()
+        self.compute.start()
         self.numbers.start()
 
     def stop(self) -> None:
         self.numbers.stop()
+        self.compute.stop()
         self.db.stop()
 
 
@@ -72,7 +76,8 @@ def build_app(
     db = DBPool(engine, reactor, max_batch=config.database.max_batch, synchronous=synchronous_db)
     registry = CollectorRegistry()
     accounts = AccountsService(db, clock)
-    numbers = NumbersService(db, clock, config.numbers, registry=registry)
+    compute = ComputePool(reactor, synchronous=synchronous_db)
+    numbers = NumbersService(db, clock, config.numbers, registry=registry, compute=compute)
     router = Router(HttpMetrics(registry), max_body_bytes=config.http.max_body_bytes)
     OpsResources(db, registry).register(router)
     AccountResources(accounts).register(router)
@@ -83,4 +88,4 @@ def build_app(
     PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
-    return App(config, engine, db, registry, accounts, numbers, router, site)
+    return App(config, engine, db, registry, accounts, numbers, router, site, compute)

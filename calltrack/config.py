@@ -69,6 +69,10 @@ class RateLimitConfig:
     # Requests per minute, with a burst of the same size.
     per_ip_per_minute: int = 600
     per_site_per_minute: int = 60000
+    # New pool leases one client address may take a minute (bursts of the same size). Past
+    # it, the address's new visitors see the site's number: a script asking in a loop cannot
+    # hold a whole pool and leave real visitors unattributed.
+    new_leases_per_ip_per_minute: int = 30
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,17 @@ class PublicSiteGate:
         self._http = http
         self._per_ip = RateLimiter(limits.per_ip_per_minute)
         self._per_site = RateLimiter(limits.per_site_per_minute)
+        self._new_leases = RateLimiter(limits.new_leases_per_ip_per_minute)
+
+    def may_lease(self, request: Request) -> bool:
+        """Whether this client address may take another new lease now."""
+        return self._new_leases.available(self._address(request), self._clock.seconds())
+
+    def leased(self, request: Request) -> None:
+        self._new_leases.allow(self._address(request), self._clock.seconds())
+
+    def _address(self, request: Request) -> str:
+        return client_address(request, trust_forwarded_for=self._http.trust_forwarded_for)
 
     def _limit(self, request: Request, site_key: str) -> None:
         now = self._clock.seconds()
@@ -66,7 +77,13 @@ class PublicSiteGate:
         if ctx is None:
             raise ApiError(404, "unknown_site", "no site has this site key")
         origin = request.getHeader("origin")
-        host = host_of(origin) or host_of(page_url if isinstance(page_url, str) else None) or host_of(request.getHeader("referer"))
+        page_origin = origin
+        amp_source = query_params(request).get("__amp_source_origin")
+        if amp_source and (host_of(origin) or "").endswith(".cdn.ampproject.org"):
+            # An AMP page served from Google's AMP cache: the page's own origin is the one
+            # AMP names; it must be allowed, and the cache's Origin is echoed for CORS.
+            page_origin = amp_source
+        host = host_of(page_origin) or host_of(page_url if isinstance(page_url, str) else None) or host_of(request.getHeader("referer"))
         if host is not None and not host_allowed(host, ctx.site.allowed_domains):
             raise ApiError(403, "domain_not_allowed", f"{host} is not one of this site's allowed domains")
         headers = dict(_NO_STORE)
@@ -125,7 +142,9 @@ class NumberResources:
         if str(p.get("consent", "")).lower() in ("0", "false", "no"):
             answer = self._numbers.anonymous_number(ctx, visit, bot=bot)
         else:
-            answer = await self._numbers.number_for_visit(ctx, visit, bot=bot)
+            answer = await self._numbers.number_for_visit(ctx, visit, bot=bot, may_lease=self._gate.may_lease(request))
+            if answer.outcome == "leased":
+                self._gate.leased(request)
         # AMP's amp-call-tracking asks with __amp_source_origin and wants it echoed back.
         amp_origin = p.get("__amp_source_origin")
         if isinstance(amp_origin, str) and host_of(amp_origin):

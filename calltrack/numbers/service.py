@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 
 from calltrack.accounts.store import Site, site_by_key_txn
 from calltrack.clock import Clock
+from calltrack.compute import ComputePool
 from calltrack.config import NumbersConfig
 from calltrack.db.pool import DBPool
 from calltrack.numbers import sizing, store
@@ -148,9 +149,10 @@ class NumberMetrics:
 
 class NumbersService:
     def __init__(
-        self, db: DBPool, clock: Clock, config: NumbersConfig, *, registry: CollectorRegistry
+        self, db: DBPool, clock: Clock, config: NumbersConfig, *, registry: CollectorRegistry, compute: ComputePool
     ) -> None:
         self._db = db
+        self._compute = compute
         self._clock = clock
         self._config = config
         self._metrics = NumberMetrics(registry, db)
@@ -251,8 +253,12 @@ class NumbersService:
     def _trust_seconds(self) -> float:
         return self._config.renew_write_interval_seconds
 
-    async def number_for_visit(self, ctx: SiteContext, visit: Visit, *, bot: bool) -> NumberAnswer:
-        """Choose the number a visitor sees, leasing a pool number when a pool serves them."""
+    async def number_for_visit(self, ctx: SiteContext, visit: Visit, *, bot: bool, may_lease: bool = True) -> NumberAnswer:
+        """Choose the number a visitor sees, leasing a pool number when a pool serves them.
+
+        ``may_lease=False``: keep and renew the visitor's lease but take no new number (the
+        caller's address is over its new-lease rate).
+        """
         site = ctx.site
         if bot:
             self._metrics.count("bot")
@@ -294,7 +300,7 @@ class NumbersService:
         for f in CLICK_IDS:
             touch[f] = clicks.get(f)
         out = await self._db.run_batched(
-            self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool, new_visitor=new_visitor)
+            self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool, allocate=may_lease, new_visitor=new_visitor)
         )
         return self._answer(ctx, key, out, vid, sid, sig, pool)
 
@@ -409,6 +415,8 @@ class NumbersService:
             changes = dict(changes, cooldown_seconds=self._effective_cooldown(changes["cooldown_seconds"]))
         pool = await self._db.run("update_pool", store.update_pool_txn, account_id, pool_id, changes, self._clock.seconds())
         self.forget_site(pool.site_id)
+        if pool.retired:
+            self._held = OrderedDict((k, v) for k, v in self._held.items() if v.pool_id != pool.id)
         return pool
 
     async def get_pool(self, account_id: int, pool_id: int) -> Pool:
@@ -430,8 +438,8 @@ class NumbersService:
         spans, exhausted, size = await self._db.run(
             "pool_intervals", store.pool_intervals_txn, account_id, pool_id, since, until
         )
-        health = sizing.pool_health(
-            spans, exhausted, size=size, cooldown_seconds=pool.cooldown_seconds, since=since, until=until, step=step
+        health = await self._compute.run(
+            sizing.pool_health, spans, exhausted, size=size, cooldown_seconds=pool.cooldown_seconds, since=since, until=until, step=step
         )
         return pool, health
 
@@ -440,7 +448,8 @@ class NumbersService:
     ) -> tuple[Pool, sizing.SimulationResult]:
         pool = await self.get_pool(account_id, pool_id)
         visits = await self._db.run("pool_visits", store.pool_visits_txn, account_id, pool_id, since, until)
-        result = sizing.simulate_pool(
+        result = await self._compute.run(
+            sizing.simulate_pool,
             visits,
             size=size,
             hold_seconds=hold_seconds or pool.hold_seconds,

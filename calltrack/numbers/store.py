@@ -215,8 +215,17 @@ def update_pool_txn(conn: Connection, account_id: int, pool_id: int, changes: di
             raise Conflict(f"site {current.site_id} already has a pool named {values['name']!r}")
     if "rules" in values:
         values["rules"] = json.dumps(values["rules"].to_json(), sort_keys=True)
-    if values.pop("retired", False):
+    if values.pop("retired", False) and not current.retired:
         values["retired_at"] = now
+        # Its visitors' leases end now: a retired pool serves nobody.
+        open_ids = conn.execute(
+            sa.select(leases.c.id).where(leases.c.pool_id == pool_id, leases.c.ended_at.is_(None))
+        ).scalars().all()
+        ended = _end_leases(conn, open_ids, reason="retired", at=now)
+        if ended:
+            conn.execute(
+                tracking_numbers.update().where(tracking_numbers.c.current_lease_id.in_(ended)).values(current_lease_id=None)
+            )
     if values:
         conn.execute(pools.update().where(pools.c.id == pool_id).values(**values))
     return get_pool_txn(conn, account_id, pool_id)

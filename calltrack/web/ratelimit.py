@@ -30,6 +30,13 @@ class RateLimiter:
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
+    def available(self, key: str, now: float) -> bool:
+        """Whether a token is there for ``key`` now (nothing is spent)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return self.burst >= 1.0
+        return min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate) >= 1.0
+
     def allow(self, key: str, now: float) -> float:
         """0.0 when allowed (and a token is spent), else the seconds until a token is free."""
         bucket = self._buckets.get(key)

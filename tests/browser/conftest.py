@@ -52,6 +52,7 @@ def _child_env(db_path: Path) -> dict[str, str]:
             "CALLTRACK_DATABASE_URL": f"sqlite:///{db_path}",
             "CALLTRACK_LOGGING_LEVEL": "WARNING",
             "CALLTRACK_RATELIMIT_PER_IP_PER_MINUTE": "1000000",
+            "CALLTRACK_RATELIMIT_NEW_LEASES_PER_IP_PER_MINUTE": "1000000",
             "CALLTRACK_RATELIMIT_PER_SITE_PER_MINUTE": "1000000",
         }
     )

@@ -234,3 +234,11 @@ def test_no_number_is_ever_held_by_two_visitors_at_once(app: App, tenant: Tenant
     for number_id, ls in by_number.items():
         for (_s1, e1, v1), (s2, _e2, v2) in zip(ls, ls[1:], strict=False):
             assert s2 >= e1 + 120, f"number {number_id}: {v2} got it at {s2}, {v1} held it until {e1} (+120 s cool-down)"
+
+
+def test_retiring_a_pool_ends_its_leases(app: App, tenant: Tenant) -> None:
+    pool = make_pool(app, tenant, "all", 2)
+    visit(app, tenant, "v")
+    resolve(app.numbers.update_pool(tenant.account.id, pool.id, {"retired": True}))
+    assert rows(app, "SELECT end_reason FROM leases")[0].end_reason == "retired"
+    assert visit(app, tenant, "v").outcome == "no_pool"

@@ -39,6 +39,7 @@ def start_server(port: int, *extra: str) -> subprocess.Popen[bytes]:
         CALLTRACK_DATABASE_URL=str(PG_URL),
         CALLTRACK_LOGGING_LEVEL="WARNING",
         CALLTRACK_RATELIMIT_PER_IP_PER_MINUTE="1000000",
+        CALLTRACK_RATELIMIT_NEW_LEASES_PER_IP_PER_MINUTE="1000000",
         CALLTRACK_RATELIMIT_PER_SITE_PER_MINUTE="1000000",
     )
     return subprocess.Popen(

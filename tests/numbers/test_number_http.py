@@ -272,3 +272,32 @@ def test_without_consent_nothing_is_stored_and_a_static_number_stands_for_the_so
         assert body["phoneNumber"] == expected, query
         assert body["lease"] is False and "vid" not in body
     assert count(app, "touchpoints") == 0 and count(app, "leases") == 0
+
+
+def test_one_address_cannot_take_a_whole_pool(engine: sa.Engine, clock: task.Clock) -> None:
+    app = build_app(
+        make_config(CALLTRACK_RATELIMIT_NEW_LEASES_PER_IP_PER_MINUTE="3"), reactor=clock, clock=clock, engine=engine, synchronous_db=True
+    )
+    tenant = make_tenant(app)
+    make_pool(app, tenant, "all", 10)
+    http = Http(app)
+    answers = [get_number(http, tenant.site.site_key, f"&vid=loop{i}")[1] for i in range(5)]
+    assert [a["lease"] for a in answers] == [True, True, True, False, False]
+    assert answers[4]["phoneNumber"] == tenant.site.own_number
+    # visitors who already hold a number keep it
+    again = get_number(http, tenant.site.site_key, "&vid=loop0&sid=s0")[1]
+    assert again["lease"] is True and again["phoneNumber"] == answers[0]["phoneNumber"]
+    clock.advance(21)  # 3 a minute: a new lease every 20 s
+    assert get_number(http, tenant.site.site_key, "&vid=later")[1]["lease"] is True
+    assert count(app, "leases") == 4
+
+
+def test_amp_pages_from_the_amp_cache(http: Http, app: App, tenant: Tenant) -> None:
+    make_pool(app, tenant, "all", 1)
+    cache = "https://acme-example.cdn.ampproject.org"
+    code, _, headers = get_number(http, tenant.site.site_key, "&__amp_source_origin=https%3A%2F%2Facme.example", Origin=cache)
+    assert code == 200
+    assert headers.getRawHeaders("access-control-allow-origin") == [cache]
+    assert headers.getRawHeaders("amp-access-control-allow-source-origin") == ["https://acme.example"]
+    code, _, _ = get_number(http, tenant.site.site_key, "&__amp_source_origin=https%3A%2F%2Fevil.example", Origin=cache)
+    assert code == 403
