@@ -99,6 +99,9 @@ class _Held:
     confirmed_at: float
     sig: str
     hold_seconds: int
+    # How long this memory may answer without the database: the renewal interval, but never
+    # longer than the pool's cool-down (a pool made when the interval was shorter).
+    trust_seconds: float
 
 
 _random_block = bytearray()
@@ -273,7 +276,7 @@ class NumbersService:
         sig = touch_signature(sid, visit, ref_host)
         key = (site.id, vid)
         held = self._held.get(key)
-        if held is not None and held.sig == sig and now - held.confirmed_at < self._trust_seconds() and now < held.db_expires_at:
+        if held is not None and held.sig == sig and now - held.confirmed_at < held.trust_seconds and now < held.db_expires_at:
             self._held.move_to_end(key)
             self._metrics.count("cached")
             return NumberAnswer(held.e164, held.hold_seconds, vid, sid, "cached")
@@ -322,7 +325,7 @@ class NumbersService:
         now = self._clock.seconds()
         key = (ctx.site.id, vid)
         held = self._held.get(key)
-        if held is not None and now - held.confirmed_at < self._trust_seconds() and now < held.db_expires_at:
+        if held is not None and now - held.confirmed_at < held.trust_seconds and now < held.db_expires_at:
             self._metrics.count("cached")
             return NumberAnswer(held.e164, held.hold_seconds, vid, sid, "cached")
         out = await self._db.run_batched(
@@ -340,7 +343,8 @@ class NumbersService:
             assert out.e164 is not None and out.lease_id is not None and out.expires_at is not None
             hold = pool.hold_seconds if pool is not None else self._config.default_hold_seconds
             self._held[key] = _Held(
-                out.e164, out.lease_id, out.pool_id or 0, out.expires_at, self._clock.seconds(), sig, hold
+                out.e164, out.lease_id, out.pool_id or 0, out.expires_at, self._clock.seconds(), sig, hold,
+                min(self._trust_seconds(), pool.cooldown_seconds if pool is not None else 0),
             )
             self._held.move_to_end(key)
             if len(self._held) > _MAX_CACHED_VISITORS:
