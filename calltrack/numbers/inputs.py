@@ -20,13 +20,17 @@ class InvalidInput(ValueError):
     """The caller sent something we refuse; the message names it."""
 
 
+# Control characters have no business in a tag; they are dropped, the rest kept as text.
+_CONTROL = dict.fromkeys([*range(32), 0x7F])
+
+
 def clean_text(value: Any, limit: int) -> str | None:
     if value is None:
         return None
     text = str(value)
-    # Control characters have no business in a tag; they are dropped, the rest kept as text.
-    text = "".join(ch for ch in text if ch >= " " and ch != "\x7f").strip()
-    return text[:limit] or None
+    if not text.isprintable():  # the common case skips the copy
+        text = text.translate(_CONTROL)
+    return text.strip()[:limit] or None
 
 
 NUMBER_CSV_COLUMNS = ("number", "forward_to", "pool", "source", "medium", "campaign", "keyword", "placement")

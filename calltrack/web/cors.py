@@ -8,9 +8,11 @@ is let through; anything that names a host outside the list is refused.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 
+@lru_cache(maxsize=4096)
 def host_of(url_or_origin: str | None) -> str | None:
     """The lower-case host of an origin or URL (port dropped), or None."""
     if not url_or_origin or url_or_origin == "null":

@@ -176,6 +176,8 @@ class Router(Resource):
             body = json.dumps(resp.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if resp.status != 204:
             request.setHeader(b"content-type", resp.content_type.encode("ascii"))
+            # Known length: one write, no chunked transfer encoding.
+            request.setHeader(b"content-length", b"%d" % len(body))
         request.setHeader(b"x-content-type-options", b"nosniff")
         if method != "HEAD":
             request.write(body)
