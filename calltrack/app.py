@@ -19,10 +19,12 @@ from calltrack.compute import ComputePool
 from calltrack.config import CalltrackConfig
 from calltrack.db.engine import create_engine
 from calltrack.db.pool import DBPool
-from calltrack.leads.resources import FormResources
-from calltrack.leads.service import FormsService
+from calltrack.leads.resources import FormResources, LeadResources
+from calltrack.leads.service import FormsService, LeadsService
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
 from calltrack.numbers.service import NumbersService
+from calltrack.telephony.resources import TelephonyResources
+from calltrack.telephony.service import TelephonyService
 from calltrack.web.openapi import OpenApiResource
 from calltrack.web.ops import OpsResources
 from calltrack.web.pages import PageResources
@@ -42,6 +44,9 @@ class App:
     router: Router
     site: CalltrackSite
     compute: ComputePool
+    telephony: TelephonyService
+    forms: FormsService
+    leads: LeadsService
 
     def start(self) -> None:
         self.db.start()
@@ -83,9 +88,13 @@ def build_app(
     AccountResources(accounts).register(router)
     gate = PublicSiteGate(numbers, clock, config.http, config.ratelimit)
     NumberResources(numbers, accounts, gate, clock).register(router)
-    forms = FormsService(db, clock)
+    forms = FormsService(db, clock, config.leads)
     FormResources(forms, accounts, gate).register(router)
+    leads = LeadsService(db)
+    LeadResources(leads, accounts).register(router)
+    telephony = TelephonyService(db, clock, accounts, config.leads, registry=registry)
+    TelephonyResources(telephony, accounts, clock, config.http, config.telephony).register(router)
     PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
-    return App(config, engine, db, registry, accounts, numbers, router, site, compute)
+    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads)

@@ -76,6 +76,28 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class LeadsConfig:
+    # A call or form from a known person within this many days joins their open lead.
+    repeat_window_days: int = 30
+    # A caller who called the same pool number within this many days keeps that match.
+    repeat_caller_days: int = 30
+    # More distinct callers than this on one lease: the number has leaked (scraped page,
+    # robocall list), and further calls on it are spam, not that visitor's.
+    spam_callers_per_lease: int = 3
+    # This many calls shorter than spam_short_call_seconds from one caller in a day: spam.
+    spam_short_calls_per_day: int = 3
+    spam_short_call_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class TelephonyConfig:
+    # How long the advertiser's phone rings before the caller hears busy.
+    dial_timeout_seconds: int = 30
+    # Signed JSON (Telnyx, our PBX format): how far a signature's timestamp may be from now.
+    signature_tolerance_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     # "json" (one JSON object a line) or "text".
@@ -88,6 +110,8 @@ class CalltrackConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     numbers: NumbersConfig = field(default_factory=NumbersConfig)
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    leads: LeadsConfig = field(default_factory=LeadsConfig)
+    telephony: TelephonyConfig = field(default_factory=TelephonyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -190,5 +214,12 @@ def _validate(config: CalltrackConfig) -> None:
         raise ConfigError("must be 'json' or 'text'", ("logging", "format"))
     if not config.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError("only sqlite:// and postgresql+psycopg:// URLs are supported", ("database", "url"))
+    for key in ("repeat_window_days", "repeat_caller_days", "spam_callers_per_lease", "spam_short_calls_per_day"):
+        if getattr(config.leads, key) < 1:
+            raise ConfigError("must be at least 1", ("leads", key))
+    if not 5 <= config.telephony.dial_timeout_seconds <= 600:
+        raise ConfigError("must be between 5 and 600", ("telephony", "dial_timeout_seconds"))
+    if not 30 <= config.telephony.signature_tolerance_seconds <= 3600:
+        raise ConfigError("must be between 30 and 3600", ("telephony", "signature_tolerance_seconds"))
     if config.numbers.default_hold_seconds <= 0:
         raise ConfigError("must be positive", ("numbers", "default_hold_seconds"))

@@ -223,7 +223,180 @@ form_submissions = sa.Table(
     sa.Column("email", sa.String(254)),
     sa.Column("phone", Phone),
     sa.Column("name", sa.String(200)),
+    sa.Column("company", sa.String(200)),
+    sa.Column("message", sa.Text),
+    # What the form is for ('contact', 'callback', 'estimate', 'demo'…), as the page says.
+    sa.Column("form_type", sa.String(64)),
+    sa.Column("contact_id", sa.ForeignKey("contacts.id")),
+    sa.Column("lead_id", sa.ForeignKey("leads.id")),
     sa.UniqueConstraint("site_id", "client_ref"),
     sa.Index("ix_form_submissions_account_ts", "account_id", "ts"),
     sa.Index("ix_form_submissions_visitor", "site_id", "vid"),
+)
+
+# -- calls, contacts and leads (issue 4) ------------------------------------------------------
+
+telephony_credentials = sa.Table(
+    "telephony_credentials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    # 'twilio' (also SignalWire), 'telnyx' (Call Control and TeXML) or 'pbx' (our signed JSON).
+    sa.Column("provider", sa.String(8), nullable=False),
+    # The provider's id of the tenant's account (Twilio AccountSid), which finds the secret
+    # before the signature is checked; null where the provider sends none.
+    sa.Column("provider_account", sa.String(64)),
+    # Twilio auth token, Telnyx public key (base64) or our HMAC secret. Kept in clear because
+    # checking a signature needs it; never logged or shown again after it is set.
+    sa.Column("secret", sa.String(200), nullable=False),
+    # Record forwarded calls (Twilio <Dial record=…>).
+    sa.Column("record_calls", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("revoked_at", Time),
+    sa.Index("ix_telephony_credentials_provider_account", "provider", "provider_account"),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("phone", Phone),
+    sa.Column("email", sa.String(254)),
+    sa.Column("name", sa.String(200)),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    # One person per phone and per email in an account (NULLs do not collide).
+    sa.UniqueConstraint("account_id", "phone"),
+    sa.UniqueConstraint("account_id", "email"),
+)
+
+contact_visitors = sa.Table(
+    "contact_visitors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("site_id", sa.ForeignKey("sites.id"), nullable=False),
+    sa.Column("vid", sa.String(64), nullable=False),
+    sa.Column("linked_at", Time, nullable=False),
+    # A visitor id is one person's: the first contact to claim it keeps it.
+    sa.UniqueConstraint("site_id", "vid"),
+)
+
+leads = sa.Table(
+    "leads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("contact_id", sa.ForeignKey("contacts.id"), nullable=False),
+    sa.Column("site_id", sa.ForeignKey("sites.id")),
+    # How it arrived: 'call', 'callback' or 'form'; a form's own type in form_type.
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("form_type", sa.String(64)),
+    # Lifecycle stage; issue 5 moves it beyond 'new'. 'spam' leaves every count.
+    sa.Column("stage", sa.String(16), nullable=False, server_default="new"),
+    sa.Column("spam_reason", sa.String(64)),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("last_activity_at", Time, nullable=False),
+    # Calls and forms that joined the lead, the first included.
+    sa.Column("touches", sa.Integer, nullable=False, server_default="1"),
+    # The source snapshot: what brought the person, as known when the lead was created.
+    sa.Column("match_method", sa.String(16)),
+    sa.Column("channel", sa.String(32)),
+    sa.Column("source", sa.String(200)),
+    sa.Column("medium", sa.String(200)),
+    sa.Column("campaign", sa.String(200)),
+    sa.Column("keyword", sa.String(200)),
+    sa.Column("placement", sa.String(200)),
+    sa.Column("number_id", sa.Integer),
+    sa.Column("touchpoint_id", sa.Integer),
+    sa.Column("vid", sa.String(64)),
+    sa.Index("ix_leads_account_created", "account_id", "created_at"),
+    sa.Index("ix_leads_contact_activity", "contact_id", "last_activity_at"),
+)
+
+calls = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("provider", sa.String(8), nullable=False),
+    # The provider's call id (CallSid, call_session_id, the PBX's uniqueid).
+    sa.Column("call_ref", sa.String(128), nullable=False),
+    # The number dialled, and the tracking number it is (null when unknown to us).
+    sa.Column("tracking_number", Phone),
+    sa.Column("number_id", sa.ForeignKey("tracking_numbers.id")),
+    sa.Column("site_id", sa.ForeignKey("sites.id")),
+    sa.Column("pool_id", sa.Integer),
+    # The caller in E.164; null when withheld (then caller_withheld) or unreadable.
+    sa.Column("caller", Phone),
+    sa.Column("caller_withheld", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("caller_name", sa.String(200)),
+    sa.Column("caller_city", sa.String(200)),
+    sa.Column("caller_region", sa.String(200)),
+    sa.Column("caller_country", sa.String(2)),
+    sa.Column("direction", sa.String(16), nullable=False, server_default="inbound"),
+    # Only moves forward: see telephony/events.py STATUS_RANK.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("answered_at", Time),
+    sa.Column("ended_at", Time),
+    # Talk time in seconds.
+    sa.Column("duration", sa.Integer),
+    sa.Column("recording_url", sa.String(2048)),
+    sa.Column("recording_duration", sa.Integer),
+    sa.Column("forwarded_to", Phone),
+    # How the call was tied to its source: 'static', 'lease', 'expired_lease',
+    # 'repeat_caller', 'overflow', 'unmatched'; null until the number dialled is known.
+    sa.Column("match_method", sa.String(16)),
+    sa.Column("match_confidence", sa.Float),
+    sa.Column("lease_id", sa.Integer),
+    sa.Column("vid", sa.String(64)),
+    sa.Column("touchpoint_id", sa.Integer),
+    sa.Column("channel", sa.String(32)),
+    sa.Column("source", sa.String(200)),
+    sa.Column("medium", sa.String(200)),
+    sa.Column("campaign", sa.String(200)),
+    sa.Column("keyword", sa.String(200)),
+    sa.Column("placement", sa.String(200)),
+    # JSON: the whole matching story (candidates, other visitors holding the number…).
+    sa.Column("explain", sa.Text),
+    sa.Column("contact_id", sa.ForeignKey("contacts.id")),
+    sa.Column("lead_id", sa.ForeignKey("leads.id")),
+    sa.Column("spam_reason", sa.String(64)),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.UniqueConstraint("account_id", "provider", "call_ref"),
+    sa.Index("ix_calls_account_started", "account_id", "started_at"),
+    sa.Index("ix_calls_caller_number", "account_id", "caller", "number_id", "started_at"),
+    sa.Index("ix_calls_lease", "lease_id"),
+    sa.Index("ix_calls_lead", "lead_id"),
+    sa.Index("ix_calls_visitor", "site_id", "vid"),
+)
+
+call_events = sa.Table(
+    "call_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("call_id", sa.ForeignKey("calls.id"), nullable=False),
+    # The delivery's id within its call: a retried or duplicated delivery is refused here.
+    sa.Column("event_ref", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16)),
+    sa.Column("occurred_at", Time),
+    sa.Column("received_at", Time, nullable=False),
+    # JSON of the provider-neutral event (numbers as sent, no signature, no secret).
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.UniqueConstraint("call_id", "event_ref"),
+)
+
+caller_blocklist = sa.Table(
+    "caller_blocklist",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("phone", Phone, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", Time, nullable=False),
+    sa.UniqueConstraint("account_id", "phone"),
 )

@@ -20,6 +20,8 @@ _DIGITS = re.compile(r"\D")
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)+$")
 _EMAIL_NAME = re.compile(r"e-?mail", re.IGNORECASE)
 _PHONE_NAME = re.compile(r"phone|tel|mobile|cell", re.IGNORECASE)
+_COMPANY_NAME = re.compile(r"company|organi[sz]ation|business|firm", re.IGNORECASE)
+_MESSAGE_NAME = re.compile(r"message|comment|question|enquiry|inquiry|details|notes?$", re.IGNORECASE)
 _NAME_NAME = re.compile(r"^(?:full[-_ ]?)?name$|^your[-_ ]?name$|^first[-_ ]?name$", re.IGNORECASE)
 
 
@@ -33,6 +35,8 @@ class FormContact:
     email: str | None
     phone: str | None
     name: str | None
+    company: str | None = None
+    message: str | None = None
 
 
 def read_form(raw: Any, *, region: str) -> FormContact:
@@ -57,7 +61,7 @@ def read_form(raw: Any, *, region: str) -> FormContact:
         if _looks_like_card(text):
             continue  # a card number under an innocent name is still a card number
         fields[name.strip()] = text[:MAX_FIELD_VALUE]
-    email = phone = person = None
+    email = phone = person = company = message = None
     for name, value in fields.items():
         if email is None and (_EMAIL_NAME.search(name) or "@" in value) and _EMAIL.match(value):
             email = value.lower()
@@ -68,9 +72,13 @@ def read_form(raw: Any, *, region: str) -> FormContact:
                 pass
         elif person is None and _NAME_NAME.search(name) and value:
             person = value[:200]
+        elif company is None and _COMPANY_NAME.search(name) and value:
+            company = value[:200]
+        elif message is None and _MESSAGE_NAME.search(name) and value:
+            message = value
     if email is None and phone is None:
         raise InvalidForm("the form has neither a valid email address nor a valid phone number")
-    return FormContact(fields, email, phone, person)
+    return FormContact(fields, email, phone, person, company, message)
 
 
 def _looks_like_card(text: str) -> bool:

@@ -1,4 +1,5 @@
-"""FormsService: form submissions from pages (ct.js) and servers, stored once each."""
+"""FormsService and LeadsService: forms stored once and tied to leads; leads read back with
+everything that happened to them."""
 
 from __future__ import annotations
 
@@ -8,27 +9,40 @@ from typing import Any
 
 from calltrack.accounts.store import Site
 from calltrack.clock import Clock
+from calltrack.config import LeadsConfig
 from calltrack.db.pool import DBPool
 from calltrack.leads import store
 from calltrack.leads.forms import FormContact
-from calltrack.leads.store import FormSubmission
+from calltrack.leads.store import FormSubmission, Lead, LeadFilters
+from calltrack.numbers import store as numbers_store
+from calltrack.telephony import store as calls_store
 
 
 class FormsService:
-    def __init__(self, db: DBPool, clock: Clock) -> None:
+    def __init__(self, db: DBPool, clock: Clock, config: LeadsConfig | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._repeat_window = (config or LeadsConfig()).repeat_window_days * 86400.0
 
     async def submit(
-        self, site: Site, contact: FormContact, *, client_ref: str | None, vid: str | None, sid: str | None, url: str | None
+        self,
+        site: Site,
+        contact: FormContact,
+        *,
+        client_ref: str | None,
+        vid: str | None,
+        sid: str | None,
+        url: str | None,
+        form_type: str | None = None,
     ) -> tuple[FormSubmission, bool]:
-        """Store a submission; a repeat of the same ``client_ref`` returns the first one.
+        """Store a submission and tie it to its lead; a repeat of the same ``client_ref``
+        returns the first one and changes nothing.
 
         Without a ``client_ref`` the content itself identifies the submission within its
         visitor's session, so a double click or a retried beacon is still stored once.
         """
         if not client_ref:
-            digest = json.dumps([vid, sid, contact.fields], sort_keys=True, ensure_ascii=False)
+            digest = json.dumps([vid, sid, form_type, contact.fields], sort_keys=True, ensure_ascii=False)
             client_ref = "h:" + hashlib.blake2b(digest.encode("utf-8"), digest_size=16).hexdigest()
         values: dict[str, Any] = {
             "account_id": site.account_id,
@@ -42,8 +56,42 @@ class FormsService:
             "email": contact.email,
             "phone": contact.phone,
             "name": contact.name,
+            "company": contact.company,
+            "message": contact.message,
+            "form_type": form_type,
         }
-        return await self._db.run("add_form_submission", store.add_submission_txn, values)
+        return await self._db.run("submit_form", store.submit_form_txn, values, repeat_window=self._repeat_window)
 
     async def list(self, account_id: int, *, limit: int = 100) -> list[FormSubmission]:
         return await self._db.run("list_form_submissions", store.list_submissions_txn, account_id, limit=limit)
+
+
+class LeadsService:
+    def __init__(self, db: DBPool) -> None:
+        self._db = db
+
+    async def list(self, account_id: int, filters: LeadFilters) -> list[Lead]:
+        return await self._db.run("list_leads", store.list_leads_txn, account_id, filters)
+
+    async def detail(self, account_id: int, lead_id: int) -> dict[str, Any] | None:
+        """The lead with its calls, forms and the person's touchpoints, in time order."""
+        return await self._db.run("lead_detail", _lead_detail_txn, account_id, lead_id)
+
+
+def _lead_detail_txn(conn: Any, account_id: int, lead_id: int) -> dict[str, Any] | None:
+    lead = store.get_lead_txn(conn, account_id, lead_id)
+    if lead is None:
+        return None
+    calls = calls_store.list_calls_txn(conn, account_id, lead_id=lead_id, limit=1000)
+    forms = store.lead_forms_txn(conn, lead_id)
+    visitors = store.contact_visitors_txn(conn, lead.contact["id"])
+    if lead.source.get("vid") and lead.site_id and (lead.site_id, lead.source["vid"]) not in visitors:
+        visitors.append((lead.site_id, lead.source["vid"]))
+    touchpoints = numbers_store.visitor_touchpoints_txn(conn, visitors)
+    timeline = (
+        [{"type": "touchpoint", "ts": t["ts"], "touchpoint": t} for t in touchpoints]
+        + [{"type": "call", "ts": c.started_at, "call": c.to_json()} for c in calls]
+        + [{"type": "form", "ts": f.ts, "form": f.to_json()} for f in forms]
+    )
+    timeline.sort(key=lambda item: (item["ts"], ("touchpoint", "call", "form").index(item["type"])))
+    return lead.to_json() | {"visitors": [{"site_id": s, "vid": v} for s, v in visitors], "timeline": timeline}

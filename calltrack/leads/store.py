@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from calltrack.db.schema import form_submissions
+from calltrack.numbers import store as numbers_store
+from calltrack.db.schema import calls, contact_visitors, contacts, form_submissions, leads
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,26 @@ class FormSubmission:
     email: str | None
     phone: str | None
     name: str | None
+    company: str | None = None
+    message: str | None = None
+    form_type: str | None = None
+    contact_id: int | None = None
+    lead_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "site_id": self.site_id, "vid": self.vid, "sid": self.sid, "ts": self.ts, "url": self.url,
-            "fields": self.fields, "email": self.email, "phone": self.phone, "name": self.name,
+            "form_type": self.form_type, "fields": self.fields, "email": self.email, "phone": self.phone,
+            "name": self.name, "company": self.company, "message": self.message, "contact_id": self.contact_id,
+            "lead_id": self.lead_id,
         }
 
 
 def _submission(r: Any) -> FormSubmission:
-    return FormSubmission(r.id, r.site_id, r.client_ref, r.vid, r.sid, r.ts, r.url, json.loads(r.fields), r.email, r.phone, r.name)
+    return FormSubmission(
+        r.id, r.site_id, r.client_ref, r.vid, r.sid, r.ts, r.url, json.loads(r.fields), r.email, r.phone, r.name,
+        r.company, r.message, r.form_type, r.contact_id, r.lead_id,
+    )
 
 
 def add_submission_txn(conn: Connection, values: dict[str, Any]) -> tuple[FormSubmission, bool]:
@@ -66,3 +78,269 @@ def list_submissions_txn(conn: Connection, account_id: int, *, limit: int = 100)
         .limit(limit)
     ).all()
     return [_submission(r) for r in rows]
+
+
+# -- contacts and leads ----------------------------------------------------------------------
+
+LEAD_SOURCE_FIELDS = ("match_method", "channel", "source", "medium", "campaign", "keyword", "placement", "number_id", "touchpoint_id", "vid")
+
+
+@dataclass(frozen=True)
+class LeadLink:
+    """Where a call or form landed: its contact and lead (None for anonymous interest)."""
+
+    contact_id: int | None
+    lead_id: int | None
+    new_lead: bool = False
+
+
+def _insert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _lock(conn: Connection, *parts: Any) -> None:
+    """PostgreSQL: serialise work on one person across processes until commit. SQLite has
+    one writer, so it needs nothing."""
+    if conn.dialect.name == "postgresql":
+        digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest, "big", signed=True)})
+
+
+def find_or_create_contact_txn(
+    conn: Connection, account_id: int, *, phone: str | None, email: str | None, name: str | None, now: float
+) -> int:
+    """The contact with this phone or email (phone first), created when new; fills in what
+    the stored contact lacks. Safe under racing deliveries (ON CONFLICT DO NOTHING)."""
+    assert phone or email
+    _lock(conn, "contact", account_id, phone or email)
+    found = None
+    for col, value in ((contacts.c.phone, phone), (contacts.c.email, email)):
+        if value and found is None:
+            found = conn.execute(
+                sa.select(contacts).where(contacts.c.account_id == account_id, col == value)
+            ).one_or_none()
+    if found is None:
+        new_id = conn.execute(
+            _insert(conn)(contacts)
+            .values(account_id=account_id, phone=phone, email=email, name=name, created_at=now, updated_at=now)
+            .on_conflict_do_nothing()
+            .returning(contacts.c.id)
+        ).scalar_one_or_none()
+        if new_id is not None:
+            return int(new_id)
+        return find_or_create_contact_txn(conn, account_id, phone=phone, email=email, name=name, now=now)
+    changes: dict[str, Any] = {}
+    if phone and not found.phone and not _taken(conn, account_id, contacts.c.phone, phone):
+        changes["phone"] = phone
+    if email and not found.email and not _taken(conn, account_id, contacts.c.email, email):
+        changes["email"] = email
+    if name and not found.name:
+        changes["name"] = name
+    if changes:
+        conn.execute(contacts.update().where(contacts.c.id == found.id).values(updated_at=now, **changes))
+    return int(found.id)
+
+
+def _taken(conn: Connection, account_id: int, col: Any, value: str) -> bool:
+    return conn.execute(sa.select(contacts.c.id).where(contacts.c.account_id == account_id, col == value)).first() is not None
+
+
+def contact_for_visitor_txn(conn: Connection, site_id: int, vid: str) -> int | None:
+    return conn.execute(
+        sa.select(contact_visitors.c.contact_id).where(contact_visitors.c.site_id == site_id, contact_visitors.c.vid == vid)
+    ).scalar_one_or_none()
+
+
+def link_visitor_txn(conn: Connection, contact_id: int, site_id: int, vid: str, now: float) -> None:
+    conn.execute(
+        _insert(conn)(contact_visitors)
+        .values(contact_id=contact_id, site_id=site_id, vid=vid, linked_at=now)
+        .on_conflict_do_nothing()
+    )
+
+
+def attach_to_lead_txn(
+    conn: Connection,
+    account_id: int,
+    contact_id: int,
+    *,
+    at: float,
+    kind: str,
+    repeat_window: float,
+    site_id: int | None = None,
+    form_type: str | None = None,
+    snapshot: dict[str, Any] | None = None,
+    spam_reason: str | None = None,
+) -> LeadLink:
+    """Join the contact's open lead (last activity within ``repeat_window``, or a customer),
+    or open a new one with this touch's source snapshot."""
+    _lock(conn, "lead", contact_id)
+    open_lead = conn.execute(
+        sa.select(leads.c.id, leads.c.last_activity_at)
+        .where(
+            leads.c.contact_id == contact_id,
+            sa.or_(leads.c.last_activity_at >= at - repeat_window, leads.c.stage == "customer"),
+        )
+        .order_by(leads.c.last_activity_at.desc())
+        .limit(1)
+    ).one_or_none()
+    if open_lead is not None:
+        conn.execute(
+            leads.update()
+            .where(leads.c.id == open_lead.id)
+            .values(touches=leads.c.touches + 1, last_activity_at=sa.func.max(leads.c.last_activity_at, at) if conn.dialect.name == "sqlite" else sa.func.greatest(leads.c.last_activity_at, at))
+        )
+        return LeadLink(contact_id, int(open_lead.id), False)
+    values = {k: v for k, v in (snapshot or {}).items() if k in LEAD_SOURCE_FIELDS}
+    lead_id = conn.execute(
+        leads.insert()
+        .values(
+            account_id=account_id, contact_id=contact_id, site_id=site_id, kind=kind, form_type=form_type,
+            stage="spam" if spam_reason else "new", spam_reason=spam_reason, created_at=at, last_activity_at=at,
+            touches=1, **values,
+        )
+        .returning(leads.c.id)
+    ).scalar_one()
+    return LeadLink(contact_id, int(lead_id), True)
+
+
+def adopt_interest_txn(conn: Connection, account_id: int, link: LeadLink, site_id: int, vid: str) -> int:
+    """Earlier anonymous calls of this visitor join the lead now that the person is known."""
+    result = conn.execute(
+        calls.update()
+        .where(calls.c.account_id == account_id, calls.c.site_id == site_id, calls.c.vid == vid, calls.c.lead_id.is_(None))
+        .values(lead_id=link.lead_id, contact_id=link.contact_id)
+    )
+    if result.rowcount and link.lead_id is not None:
+        conn.execute(leads.update().where(leads.c.id == link.lead_id).values(touches=leads.c.touches + result.rowcount))
+    return int(result.rowcount or 0)
+
+
+def set_form_link_txn(conn: Connection, form_id: int, link: LeadLink) -> None:
+    conn.execute(form_submissions.update().where(form_submissions.c.id == form_id).values(contact_id=link.contact_id, lead_id=link.lead_id))
+
+
+def mark_lead_spam_txn(conn: Connection, lead_id: int, reason: str) -> None:
+    conn.execute(
+        leads.update().where(leads.c.id == lead_id, leads.c.spam_reason.is_(None)).values(stage="spam", spam_reason=reason)
+    )
+
+
+# -- reading leads ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lead:
+    id: int
+    account_id: int
+    contact: dict[str, Any]
+    site_id: int | None
+    kind: str
+    form_type: str | None
+    stage: str
+    spam_reason: str | None
+    created_at: float
+    last_activity_at: float
+    touches: int
+    source: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "contact": self.contact, "site_id": self.site_id, "kind": self.kind, "form_type": self.form_type,
+            "stage": self.stage, "spam_reason": self.spam_reason, "created_at": self.created_at,
+            "last_activity_at": self.last_activity_at, "touches": self.touches, "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class LeadFilters:
+    since: float | None = None
+    until: float | None = None
+    source: str | None = None
+    campaign: str | None = None
+    channel: str | None = None
+    stage: str | None = None
+    kind: str | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+_LEAD_COLUMNS = (leads, contacts.c.phone.label("c_phone"), contacts.c.email.label("c_email"), contacts.c.name.label("c_name"))
+
+
+def _lead(r: Any) -> Lead:
+    return Lead(
+        r.id, r.account_id, {"id": r.contact_id, "phone": r.c_phone, "email": r.c_email, "name": r.c_name}, r.site_id,
+        r.kind, r.form_type, r.stage, r.spam_reason, r.created_at, r.last_activity_at, r.touches,
+        {k: getattr(r, k) for k in LEAD_SOURCE_FIELDS},
+    )
+
+
+def list_leads_txn(conn: Connection, account_id: int, f: LeadFilters) -> list[Lead]:
+    """Leads newest first; spam leads only when asked for by ``stage='spam'``."""
+    q = sa.select(*_LEAD_COLUMNS).join(contacts, contacts.c.id == leads.c.contact_id).where(leads.c.account_id == account_id)
+    if f.since is not None:
+        q = q.where(leads.c.created_at >= f.since)
+    if f.until is not None:
+        q = q.where(leads.c.created_at < f.until)
+    for col, value in ((leads.c.source, f.source), (leads.c.campaign, f.campaign), (leads.c.channel, f.channel), (leads.c.kind, f.kind)):
+        if value is not None:
+            q = q.where(col == value)
+    q = q.where(leads.c.stage == f.stage) if f.stage is not None else q.where(leads.c.stage != "spam")
+    if f.before_id is not None:
+        q = q.where(leads.c.id < f.before_id)
+    return [_lead(r) for r in conn.execute(q.order_by(leads.c.id.desc()).limit(f.limit)).all()]
+
+
+def get_lead_txn(conn: Connection, account_id: int, lead_id: int) -> Lead | None:
+    r = conn.execute(
+        sa.select(*_LEAD_COLUMNS)
+        .join(contacts, contacts.c.id == leads.c.contact_id)
+        .where(leads.c.account_id == account_id, leads.c.id == lead_id)
+    ).one_or_none()
+    return None if r is None else _lead(r)
+
+
+def lead_forms_txn(conn: Connection, lead_id: int) -> list[FormSubmission]:
+    rows = conn.execute(sa.select(form_submissions).where(form_submissions.c.lead_id == lead_id).order_by(form_submissions.c.ts)).all()
+    return [_submission(r) for r in rows]
+
+
+def contact_visitors_txn(conn: Connection, contact_id: int) -> list[tuple[int, str]]:
+    rows = conn.execute(
+        sa.select(contact_visitors.c.site_id, contact_visitors.c.vid).where(contact_visitors.c.contact_id == contact_id).order_by(contact_visitors.c.id)
+    ).all()
+    return [(r.site_id, r.vid) for r in rows]
+
+
+def submit_form_txn(conn: Connection, values: dict[str, Any], *, repeat_window: float) -> tuple[FormSubmission, bool]:
+    """Store a submission once and, the first time, tie it to its person's lead.
+
+    The lead's source is the visitor's latest touchpoint before the form (what brought them
+    this time); the visitor id joins the contact, and the visitor's earlier anonymous calls
+    join the lead.
+    """
+    submission, new = add_submission_txn(conn, values)
+    if not new:
+        return submission, False
+    at, site_id, vid = values["ts"], values["site_id"], values.get("vid")
+    contact_id = find_or_create_contact_txn(
+        conn, values["account_id"], phone=values.get("phone"), email=values.get("email"), name=values.get("name"), now=at
+    )
+    snapshot: dict[str, Any] = {"match_method": "form"}
+    if vid:
+        touchpoint_id = numbers_store.latest_touchpoint_txn(conn, site_id, vid, at)
+        if touchpoint_id is not None:
+            snapshot.update(numbers_store.touchpoint_source_txn(conn, touchpoint_id) or {}, touchpoint_id=touchpoint_id, vid=vid)
+            snapshot.pop("site_id", None)
+    form_type = values.get("form_type")
+    link = attach_to_lead_txn(
+        conn, values["account_id"], contact_id, at=at, kind="callback" if form_type == "callback" else "form",
+        repeat_window=repeat_window, site_id=site_id, form_type=form_type, snapshot=snapshot,
+    )
+    if vid:
+        link_visitor_txn(conn, contact_id, site_id, vid, at)
+        adopt_interest_txn(conn, values["account_id"], link, site_id, vid)
+    set_form_link_txn(conn, submission.id, link)
+    stored = conn.execute(sa.select(form_submissions).where(form_submissions.c.id == submission.id)).one()
+    return _submission(stored), True

@@ -817,3 +817,90 @@ def pool_visits_txn(conn: Connection, account_id: int, pool_id: int, since: floa
     )
     rows = conn.execute(sa.union_all(served, renewed, refused)).all()
     return sorted((r[0], float(r[1])) for r in rows)
+
+
+# -- call matching ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialledNumber:
+    """What a dialled number is to an account: 'static', 'pool', 'overflow' or None."""
+
+    kind: str | None
+    number: TrackingNumber | None = None
+    pool: Pool | None = None
+
+
+def dialled_number_txn(conn: Connection, account_id: int, e164: str) -> DialledNumber:
+    """The account's tracking number (retired ones too: old ads still ring) or pool overflow."""
+    row = conn.execute(
+        sa.select(tracking_numbers).where(tracking_numbers.c.e164 == e164, tracking_numbers.c.account_id == account_id)
+    ).one_or_none()
+    if row is not None:
+        number = _number(row)
+        pool = get_pool_txn(conn, account_id, number.pool_id) if number.kind == "pool" and number.pool_id else None
+        return DialledNumber(number.kind, number, pool)
+    pool_row = conn.execute(
+        sa.select(pools)
+        .where(pools.c.account_id == account_id, pools.c.overflow_number == e164)
+        .order_by(pools.c.retired_at.is_not(None), pools.c.id)
+        .limit(1)
+    ).one_or_none()
+    if pool_row is not None:
+        return DialledNumber("overflow", None, _pool(pool_row))
+    return DialledNumber(None)
+
+
+def lease_spans_txn(conn: Connection, number_id: int, since: float, until: float) -> list[tuple[Any, ...]]:
+    """(id, vid, touchpoint_id, started_at, until, open) of the number's leases overlapping
+    [since, until]."""
+    end = sa.func.coalesce(leases.c.ended_at, leases.c.expires_at)
+    rows = conn.execute(
+        sa.select(leases.c.id, leases.c.vid, leases.c.touchpoint_id, leases.c.started_at, end.label("until"), leases.c.ended_at)
+        .where(leases.c.number_id == number_id, leases.c.started_at <= until, end >= since)
+        .order_by(leases.c.started_at)
+        .limit(200)
+    ).all()
+    return [(r.id, r.vid, r.touchpoint_id, float(r.started_at), float(r.until), r.ended_at is None) for r in rows]
+
+
+def touchpoint_source_txn(conn: Connection, touchpoint_id: int) -> dict[str, Any] | None:
+    """A touchpoint's source columns, named as leads and calls keep them."""
+    r = conn.execute(sa.select(touchpoints).where(touchpoints.c.id == touchpoint_id)).one_or_none()
+    if r is None:
+        return None
+    return {
+        "channel": r.channel,
+        "source": r.utm_source,
+        "medium": r.utm_medium,
+        "campaign": r.utm_campaign,
+        "keyword": r.utm_term,
+        "site_id": r.site_id,
+    }
+
+
+def latest_touchpoint_txn(conn: Connection, site_id: int, vid: str, before: float) -> int | None:
+    """The visitor's last touchpoint at or before ``before``: what brought them this time."""
+    return conn.execute(
+        sa.select(touchpoints.c.id)
+        .where(touchpoints.c.site_id == site_id, touchpoints.c.vid == vid, touchpoints.c.ts <= before)
+        .order_by(touchpoints.c.ts.desc(), touchpoints.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def visitor_touchpoints_txn(conn: Connection, visitors: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Every touchpoint of the given (site, visitor) pairs, oldest first."""
+    if not visitors:
+        return []
+    cond = sa.or_(*[sa.and_(touchpoints.c.site_id == s, touchpoints.c.vid == v) for s, v in visitors[:100]])
+    rows = conn.execute(sa.select(touchpoints).where(cond).order_by(touchpoints.c.ts, touchpoints.c.id).limit(1000)).all()
+    return [
+        {
+            "id": r.id, "site_id": r.site_id, "vid": r.vid, "sid": r.sid, "ts": r.ts, "channel": r.channel, "url": r.url,
+            "referrer": r.referrer, "source": r.utm_source, "medium": r.utm_medium, "campaign": r.utm_campaign,
+            "keyword": r.utm_term, "content": r.utm_content,
+            "click_ids": {k: getattr(r, k) for k in ("gclid", "gbraid", "wbraid", "msclkid", "yclid", "fbclid") if getattr(r, k)},
+        }
+        for r in rows
+    ]

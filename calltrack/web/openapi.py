@@ -12,6 +12,10 @@ from twisted.web.server import Request
 
 from calltrack.web.resource import Response, Router
 
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
 _ERROR = {"$ref": "#/components/responses/Error"}
 _BEARER = [{"apiKey": []}]
 
@@ -76,13 +80,73 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("OPTIONS", "/v1/ping"): {"summary": "CORS preflight (?site=)", "security": [], "parameters": [_q("site", "the site key", required=True)], "responses": {"204": {"description": "allowed"}, **_PUBLIC_ERRORS}},
     ("POST", "/v1/forms"): {
-        "summary": "A form submission (from ct.js or server to server); stored once per id",
-        "security": [],
+        "summary": "A form submission (from ct.js with the site key, or server to server with an API key); stored once per id, tied to its lead",
+        "security": [{}, {"apiKey": []}],
         "requestBody": _body("FormRequest"),
         "responses": {"201": {"description": "stored"}, "200": {"description": "already stored (same id)"}, **_PUBLIC_ERRORS},
     },
     ("OPTIONS", "/v1/forms"): {"summary": "CORS preflight (?site=)", "security": [], "parameters": [_q("site", "the site key", required=True)], "responses": {"204": {"description": "allowed"}, **_PUBLIC_ERRORS}},
     ("GET", "/v1/forms"): {"summary": "Recent form submissions", "parameters": [_q("limit", "1-1000, default 100", schema={"type": "integer"})], "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    **{
+        ("POST", f"/v1/webhooks/twilio/{hook}"): {
+            "summary": summary,
+            "security": [],
+            "description": "Twilio, SignalWire (X-Twilio-Signature over the public URL and the sorted form fields) or Telnyx TeXML "
+            "(telnyx-signature-ed25519 + telnyx-timestamp). Answered after the event has committed; a retried delivery changes nothing.",
+            "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": False, "schema": _STR}],
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/TwilioForm"}}}},
+            "responses": {"200": {"description": "TwiML", "content": {"text/xml": {"schema": _STR}}}, "400": _ERROR, "403": _ERROR, "413": _ERROR, "415": _ERROR},
+        }
+        for hook, summary in (
+            ("voice", "Incoming call: answers TwiML that forwards it to the number's target (Reject for blocklisted callers)"),
+            ("status", "Call progress callback (the parent call, or the forwarded leg through its ParentCallSid)"),
+            ("recording", "Recording status callback"),
+        )
+    },
+    ("POST", "/v1/webhooks/telnyx"): {
+        "summary": "Telnyx Call Control events (call.initiated, call.answered, call.hangup, call.recording.saved)",
+        "security": [],
+        "parameters": [
+            {"name": "telnyx-signature-ed25519", "in": "header", "required": True, "schema": _STR},
+            {"name": "telnyx-timestamp", "in": "header", "required": True, "schema": _STR},
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"200": {"description": "stored, duplicate or ignored"}, "400": _ERROR, "403": _ERROR, "413": _ERROR},
+    },
+    ("POST", "/v1/webhooks/calls"): {
+        "summary": "Our signed JSON for Asterisk, FreeSWITCH or any PBX: call.started|ringing|answered|completed|recording",
+        "security": [],
+        "parameters": [{"name": "X-CT-Signature", "in": "header", "required": True, "description": "t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>", "schema": _STR}],
+        "requestBody": _body("PbxEvent"),
+        "responses": {"200": _json("PbxAnswer"), "400": _ERROR, "403": _ERROR, "413": _ERROR},
+    },
+    ("GET", "/v1/calls"): {
+        "summary": "The account's calls, newest first",
+        "parameters": [_q("from", "unix seconds or ISO 8601"), _q("to", "unix seconds or ISO 8601"), _q("cursor", "next_cursor of the previous page", schema=_INT), _q("limit", "1-1000, default 100", schema=_INT)],
+        "responses": {"200": _list("calls", "Call"), **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/calls/{id}"): {"summary": "One call with its deliveries", "parameters": [_id()], "responses": {"200": _json("Call"), **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/calls/{id}/explain"): {
+        "summary": "How the call was matched: method, confidence, lease, visitor, and the other visitors who held the number around then",
+        "parameters": [_id()],
+        "responses": {"200": _json("Explain"), **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/leads"): {
+        "summary": "Leads, newest first (spam only with status=spam)",
+        "parameters": [
+            _q("from", "created at or after (unix seconds or ISO 8601)"), _q("to", "created before"), _q("source", "utm source"),
+            _q("campaign", "campaign"), _q("channel", "channel"),
+            _q("status", "stage", schema={"enum": ["new", "contacted", "mql", "sql", "customer", "nurturing", "lost", "spam"]}),
+            _q("kind", "how it arrived", schema={"enum": ["call", "callback", "form"]}),
+            _q("cursor", "next_cursor of the previous page", schema=_INT), _q("limit", "1-1000, default 100", schema=_INT),
+        ],
+        "responses": {"200": _list("leads", "Lead"), **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/leads/{id}"): {
+        "summary": "One lead with its calls, forms and touchpoints in time order",
+        "parameters": [_id()],
+        "responses": {"200": _json("Lead"), **_ACCOUNT_ERRORS},
+    },
     ("GET", "/ct.js"): {"summary": "The number-swap script", "security": [], "responses": {"200": {"description": "JavaScript"}, "304": {"description": "not modified"}}},
     ("GET", "/demo"): {"summary": "A demo landing page using ct.js", "security": [], "parameters": [_q("site", "site key (default: the demo site)")], "responses": {"200": {"description": "HTML"}, "404": _ERROR}},
     ("POST", "/demo"): {"summary": "The demo page's contact form target (ct.js has already captured the form)", "security": [], "responses": {"200": {"description": "HTML"}}},
@@ -133,10 +197,6 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/leases/{id}/events"): {"summary": "A lease's start, renewals and end", "parameters": [_id()], "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
 }
 
-_STR = {"type": "string"}
-_NSTR = {"type": ["string", "null"]}
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": _STR, "message": _STR}, "required": ["code", "message"]}}},
@@ -159,9 +219,54 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "site": _STR, "vid": _STR, "sid": _STR, "url": _STR, "id": {"type": "string", "description": "the sender's id for this submission"},
+            "form_type": {"type": "string", "description": "contact, callback, estimate, demo…; 'callback' makes a callback lead"},
             "fields": {"type": "object", "additionalProperties": {"type": "string"}, "description": "must hold an email or phone field"},
         },
         "required": ["site", "fields"],
+    },
+    "TwilioForm": {
+        "type": "object",
+        "properties": {k: _STR for k in ("AccountSid", "CallSid", "ParentCallSid", "From", "To", "CallStatus", "Direction", "SequenceNumber", "Timestamp", "CallDuration", "RecordingSid", "RecordingUrl", "RecordingStatus", "RecordingDuration")},
+        "required": ["CallSid"],
+    },
+    "PbxEvent": {
+        "type": "object",
+        "properties": {
+            "event": {"enum": ["call.started", "call.ringing", "call.answered", "call.completed", "call.recording"]},
+            "call_id": _STR, "from": _STR, "to": _STR, "started_at": {"type": ["string", "number"]}, "answered_at": {"type": ["string", "number", "null"]},
+            "ended_at": {"type": ["string", "number", "null"]}, "duration": _INT, "billsec": _INT,
+            "disposition": {"enum": ["ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"]}, "recording_url": _NSTR, "caller_name": _NSTR,
+        },
+        "required": ["event", "call_id"],
+    },
+    "PbxAnswer": {
+        "type": "object",
+        "properties": {"call_id": _INT, "duplicate": {"type": "boolean"}, "status": _STR, "forward_to": _NSTR, "blocked": {"type": "boolean"}, "match": {"type": "object"}},
+    },
+    "Call": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "provider": _STR, "call_ref": _STR, "tracking_number": _NSTR, "caller": _NSTR, "caller_withheld": {"type": "boolean"},
+            "status": _STR, "started_at": _NUM, "answered_at": {"type": ["number", "null"]}, "ended_at": {"type": ["number", "null"]},
+            "duration": {"type": ["integer", "null"]}, "forwarded_to": _NSTR, "match": {"type": "object"}, "source": {"type": "object"},
+            "contact_id": {"type": ["integer", "null"]}, "lead_id": {"type": ["integer", "null"]}, "spam_reason": _NSTR,
+        },
+    },
+    "Explain": {
+        "type": "object",
+        "properties": {
+            "call_id": _INT, "method": {"enum": ["static", "lease", "expired_lease", "repeat_caller", "overflow", "unmatched", None]},
+            "confidence": {"type": ["number", "null"]}, "lease_id": {"type": ["integer", "null"]}, "vid": _NSTR, "source": {"type": "object"},
+            "reason": _NSTR, "others": {"type": "array", "items": {"type": "object"}}, "events": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Lead": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "contact": {"type": "object"}, "kind": _STR, "form_type": _NSTR, "stage": _STR, "spam_reason": _NSTR,
+            "created_at": _NUM, "last_activity_at": _NUM, "touches": _INT, "source": {"type": "object"},
+            "timeline": {"type": "array", "items": {"type": "object"}, "description": "GET /v1/leads/{id} only"},
+        },
     },
     "PingRequest": {"type": "object", "properties": {"site": _STR, "vid": _STR, "sid": _STR}, "required": ["site", "vid"]},
     "Site": {

@@ -43,8 +43,8 @@ def post(http: Http, body: object, **headers: str) -> tuple[int, object]:
 def test_a_submission_is_stored_once_even_when_replayed(http: Http, app: App, tenant: Tenant) -> None:
     body = {"site": tenant.site.site_key, "id": "sub-1", "vid": "v1", "sid": "s1", "url": "https://acme.example/contact",
             "fields": {"name": "Jo", "phone": "415 555 0177"}}
-    assert post(http, body) == (201, {"id": 1, "duplicate": False})
-    assert post(http, body) == (200, {"id": 1, "duplicate": True})
+    assert post(http, body) == (201, {"id": 1, "duplicate": False, "lead_id": 1})
+    assert post(http, body) == (200, {"id": 1, "duplicate": True, "lead_id": 1})
     without_id = dict(body, id=None)
     assert post(http, without_id)[0] == 201
     assert post(http, without_id)[0] == 200  # same content, same session: a double click

@@ -1,0 +1,508 @@
+"""Calls in the database: each delivery stored once, the call's state only moving forward,
+the call matched to its source and tied to a person's lead, all in one transaction.
+
+:func:`ingest_batch_txn` is the group-commit entry: a batch of webhook deliveries in one
+transaction, so a burst of calls costs one commit. Exactly once rests on two unique keys:
+``calls (account_id, provider, call_ref)`` (one row per call, whichever event comes first)
+and ``call_events (call_id, event_ref)`` (a retried or duplicated delivery finds its twin and
+changes nothing). On PostgreSQL the call row is locked (``FOR UPDATE``) while an event is
+applied, so two processes applying two events of one call take turns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from calltrack.db.schema import call_events, caller_blocklist, calls, sites, telephony_credentials
+from calltrack.leads import store as leads_store
+from calltrack.leads.contacts import Caller
+from calltrack.numbers import store as numbers_store
+from calltrack.numbers.channels import derive_channel
+from calltrack.numbers.matching import NEIGHBOUR_SECONDS, LeaseSpan, Match, PriorMatch, match_call
+from calltrack.telephony.events import TERMINAL, CallEvent, later_status
+
+MATCHED_METHODS = ("lease", "expired_lease", "repeat_caller")
+SOURCE_COLUMNS = ("channel", "source", "medium", "campaign", "keyword", "placement")
+
+
+@dataclass(frozen=True)
+class LeadRules:
+    """The per-account numbers of lead making (see config.LeadsConfig)."""
+
+    repeat_window: float = 30 * 86400
+    repeat_caller_window: float = 30 * 86400
+    spam_callers_per_lease: int = 3
+    spam_short_calls_per_day: int = 3
+    spam_short_call_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One verified, parsed webhook delivery, with its numbers read in the account's region."""
+
+    account_id: int
+    event: CallEvent
+    caller: Caller | None
+    called: str | None
+    received_at: float
+    rules: LeadRules = field(default_factory=LeadRules)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: int
+    account_id: int
+    provider: str
+    call_ref: str
+    tracking_number: str | None
+    number_id: int | None
+    site_id: int | None
+    caller: str | None
+    caller_withheld: bool
+    status: str
+    started_at: float
+    answered_at: float | None
+    ended_at: float | None
+    duration: int | None
+    forwarded_to: str | None
+    match_method: str | None
+    match_confidence: float | None
+    lease_id: int | None
+    vid: str | None
+    touchpoint_id: int | None
+    source: dict[str, Any]
+    contact_id: int | None
+    lead_id: int | None
+    spam_reason: str | None
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "call_ref": self.call_ref,
+            "tracking_number": self.tracking_number,
+            "number_id": self.number_id,
+            "site_id": self.site_id,
+            "caller": self.caller,
+            "caller_withheld": self.caller_withheld,
+            "status": self.status,
+            "started_at": self.started_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "duration": self.duration,
+            "forwarded_to": self.forwarded_to,
+            "match": {
+                "method": self.match_method,
+                "confidence": self.match_confidence,
+                "lease_id": self.lease_id,
+                "vid": self.vid,
+                "touchpoint_id": self.touchpoint_id,
+            },
+            "source": self.source,
+            "contact_id": self.contact_id,
+            "lead_id": self.lead_id,
+            "spam_reason": self.spam_reason,
+            **self.details,
+        }
+
+
+@dataclass(frozen=True)
+class Ingested:
+    call: CallRecord
+    duplicate: bool
+    # The caller is on the account's blocklist: the voice answer rejects the call.
+    blocked: bool = False
+
+
+_DETAIL_COLUMNS = ("caller_name", "caller_city", "caller_region", "caller_country", "direction", "recording_url", "recording_duration")
+
+
+def _record(r: Any) -> CallRecord:
+    return CallRecord(
+        r.id, r.account_id, r.provider, r.call_ref, r.tracking_number, r.number_id, r.site_id, r.caller,
+        bool(r.caller_withheld), r.status, r.started_at, r.answered_at, r.ended_at, r.duration, r.forwarded_to,
+        r.match_method, r.match_confidence, r.lease_id, r.vid, r.touchpoint_id,
+        {k: getattr(r, k) for k in SOURCE_COLUMNS}, r.contact_id, r.lead_id, r.spam_reason,
+        {k: getattr(r, k) for k in _DETAIL_COLUMNS},
+    )
+
+
+def _insert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+# -- ingesting -------------------------------------------------------------------------------
+
+
+def ingest_batch_txn(conn: Connection, deliveries: list[Delivery]) -> list[Ingested]:
+    """Apply a batch of deliveries in order (two events of one call may share a batch)."""
+    return [ingest_txn(conn, d) for d in deliveries]
+
+
+def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
+    ev = d.event
+    row = _call_row(conn, d)
+    event_id = conn.execute(
+        _insert(conn)(call_events)
+        .values(
+            call_id=row.id, event_ref=ev.event_ref, kind=ev.kind, status=ev.status, occurred_at=ev.occurred_at,
+            received_at=d.received_at, payload=json.dumps(ev.to_json(), ensure_ascii=False, sort_keys=True),
+        )
+        .on_conflict_do_nothing(index_elements=["call_id", "event_ref"])
+        .returning(call_events.c.id)
+    ).scalar_one_or_none()
+    if event_id is None:  # a retry or a duplicate: it changed nothing the first time round
+        return Ingested(_record(row), duplicate=True, blocked=row.spam_reason == "blocklisted")
+
+    changes = _merge(row, d)
+    current = {**row._mapping, **changes}
+    blocked = False
+    if current["match_method"] is None and current["tracking_number"] is not None:
+        match_changes, blocked = _match(conn, d, current)
+        changes.update(match_changes)
+        current.update(match_changes)
+    if current["lead_id"] is None and current["match_method"] is not None:
+        changes.update(_to_lead(conn, d, current))
+        current.update(changes)
+    if ev.status in TERMINAL and current["lead_id"] is not None and current["caller"]:
+        _check_short_calls(conn, d, current)
+    if changes:
+        changes["updated_at"] = d.received_at
+        conn.execute(calls.update().where(calls.c.id == row.id).values(**changes))
+    final = conn.execute(sa.select(calls).where(calls.c.id == row.id)).one()
+    return Ingested(_record(final), duplicate=False, blocked=blocked or final.spam_reason == "blocklisted")
+
+
+def _call_row(conn: Connection, d: Delivery) -> Any:
+    """The call's row, created by whichever of its events arrives first; locked on PostgreSQL."""
+    ev = d.event
+    key = (calls.c.account_id == d.account_id, calls.c.provider == ev.provider, calls.c.call_ref == ev.call_ref)
+    select = sa.select(calls).where(*key)
+    if conn.dialect.name == "postgresql":
+        select = select.with_for_update()
+    row = conn.execute(select).one_or_none()
+    if row is not None:
+        return row
+    conn.execute(
+        _insert(conn)(calls)
+        .values(
+            account_id=d.account_id, provider=ev.provider, call_ref=ev.call_ref, status=ev.status or "queued",
+            started_at=_start_time(ev, d.received_at) or d.received_at, direction=ev.direction[:16],
+            created_at=d.received_at, updated_at=d.received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["account_id", "provider", "call_ref"])
+    )
+    return conn.execute(select).one()
+
+
+def _start_time(ev: CallEvent, received_at: float) -> float | None:
+    if ev.started_at is not None:
+        return ev.started_at
+    if ev.kind in ("started", "ringing"):
+        return ev.occurred_at or received_at
+    return None
+
+
+def _merge(row: Any, d: Delivery) -> dict[str, Any]:
+    """What this event adds to the call: status forward only, times and details filled in."""
+    ev = d.event
+    changes: dict[str, Any] = {}
+    status = later_status(row.status, ev.status)
+    if status != row.status:
+        changes["status"] = status
+    start = _start_time(ev, d.received_at)
+    if start is not None and start < row.started_at:
+        changes["started_at"] = start
+    answered = ev.answered_at or ((ev.occurred_at or d.received_at) if ev.kind == "answered" else None)
+    if answered is not None and (row.answered_at is None or answered < row.answered_at):
+        changes["answered_at"] = answered
+    ended = ev.ended_at or ((ev.occurred_at or d.received_at) if ev.kind == "completed" else None)
+    if ended is not None and row.ended_at is None:
+        changes["ended_at"] = ended
+    if ev.duration is not None and (row.duration is None or ev.duration > row.duration):
+        changes["duration"] = ev.duration
+    if ev.recording_url and not row.recording_url:
+        changes["recording_url"] = ev.recording_url
+        changes["recording_duration"] = ev.recording_duration
+    if d.caller is not None and row.caller is None and not row.caller_withheld:
+        changes["caller"] = d.caller.e164
+        changes["caller_withheld"] = d.caller.withheld
+    if d.called is not None and row.tracking_number is None:
+        changes["tracking_number"] = d.called
+    for col, value in (
+        ("caller_name", ev.caller_name),
+        ("caller_city", ev.caller_city),
+        ("caller_region", ev.caller_region),
+        ("caller_country", (ev.caller_country or "")[:2] or None),
+    ):
+        if value and getattr(row, col) is None:
+            changes[col] = value[:200]
+    # Talk time from the times when the provider sent none (Telnyx, some PBXs).
+    merged = {**row._mapping, **changes}
+    if merged["status"] in TERMINAL and merged["duration"] is None and merged["answered_at"] and merged["ended_at"]:
+        changes["duration"] = max(0, int(round(merged["ended_at"] - merged["answered_at"])))
+    return changes
+
+
+def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Tie the call to its source; also where it is forwarded, and whether it is spam."""
+    at = call["started_at"]
+    dialled = numbers_store.dialled_number_txn(conn, d.account_id, call["tracking_number"])
+    number, pool = dialled.number, dialled.pool
+    m: Match
+    forward_to = number.forward_to if number is not None else None
+    if dialled.kind == "static" and number is not None:
+        m = match_call(call_at=at, number_kind="static", static_source=_static_source(number))
+    elif dialled.kind == "pool" and number is not None:
+        cooldown = float(pool.cooldown_seconds) if pool else 0.0
+        spans = [
+            LeaseSpan(i, vid, tp, s, u, o)
+            for i, vid, tp, s, u, o in numbers_store.lease_spans_txn(
+                conn, number.id, at - max(cooldown, NEIGHBOUR_SECONDS), at + NEIGHBOUR_SECONDS
+            )
+        ]
+        prior = _prior_match(conn, d, call, number.id, at) if call["caller"] else None
+        m = match_call(call_at=at, number_kind="pool", pool_cooldown=cooldown, spans=spans, prior=prior)
+    elif dialled.kind == "overflow" and pool is not None:
+        m = match_call(call_at=at, number_kind="overflow", overflow_channel=_pool_channel(pool), overflow_pool_id=pool.id)
+    else:
+        m = match_call(call_at=at, number_kind=None)
+    site_id = pool.site_id if pool is not None else None
+    source = dict.fromkeys(SOURCE_COLUMNS) | {k: v for k, v in m.source.items() if k in SOURCE_COLUMNS}
+    if m.touchpoint_id is not None:
+        tp = numbers_store.touchpoint_source_txn(conn, m.touchpoint_id)
+        if tp is not None:
+            site_id = tp.pop("site_id")
+            source.update(tp)
+    if forward_to is None:
+        forward_to = _site_forward_to(conn, d.account_id, site_id)
+    changes: dict[str, Any] = {
+        "number_id": number.id if number is not None else None,
+        "pool_id": pool.id if pool is not None else None,
+        "site_id": site_id,
+        "match_method": m.method,
+        "match_confidence": m.confidence,
+        "lease_id": m.lease_id,
+        "vid": m.vid,
+        "touchpoint_id": m.touchpoint_id,
+        "forwarded_to": forward_to,
+        "explain": json.dumps(m.explain, sort_keys=True),
+        **source,
+    }
+    blocked = False
+    if call["caller"] and _blocklisted(conn, d.account_id, call["caller"]):
+        changes["spam_reason"] = "blocklisted"
+        blocked = True
+    elif m.lease_id is not None and m.method in ("lease", "expired_lease"):
+        others = conn.execute(
+            sa.select(sa.func.count(sa.distinct(calls.c.caller))).where(
+                calls.c.lease_id == m.lease_id, calls.c.caller.is_not(None), calls.c.caller != (call["caller"] or "")
+            )
+        ).scalar_one()
+        if others >= d.rules.spam_callers_per_lease:
+            changes["spam_reason"] = "many_callers_on_lease"
+    return changes, blocked
+
+
+def _static_source(number: Any) -> dict[str, str | None]:
+    channel = "offline" if number.placement else derive_channel(utm_source=number.source, utm_medium=number.medium)
+    if channel == "direct":
+        channel = "offline"  # a static number with no tags stands for an offline ad
+    return {
+        "channel": channel, "source": number.source, "medium": number.medium, "campaign": number.campaign,
+        "keyword": number.keyword, "placement": number.placement,
+    }
+
+
+def _pool_channel(pool: Any) -> str | None:
+    for key, values in pool.rules.conditions:
+        if key == "channel" and len(values) == 1:
+            return str(next(iter(values)))
+    return None
+
+
+def _prior_match(conn: Connection, d: Delivery, call: dict[str, Any], number_id: int, at: float) -> PriorMatch | None:
+    r = conn.execute(
+        sa.select(calls.c.id, calls.c.started_at, calls.c.match_method, calls.c.match_confidence, calls.c.lease_id, calls.c.vid, calls.c.touchpoint_id)
+        .where(
+            calls.c.account_id == d.account_id,
+            calls.c.caller == call["caller"],
+            calls.c.number_id == number_id,
+            calls.c.started_at >= at - d.rules.repeat_caller_window,
+            calls.c.started_at <= at,
+            calls.c.id != call["id"],
+            calls.c.match_method.in_(MATCHED_METHODS),
+        )
+        .order_by(calls.c.started_at.desc())
+        .limit(1)
+    ).one_or_none()
+    if r is None:
+        return None
+    return PriorMatch(r.id, r.started_at, r.match_method, r.match_confidence or 0.0, r.lease_id, r.vid, r.touchpoint_id)
+
+
+def _blocklisted(conn: Connection, account_id: int, caller: str) -> bool:
+    return conn.execute(
+        sa.select(caller_blocklist.c.id).where(caller_blocklist.c.account_id == account_id, caller_blocklist.c.phone == caller)
+    ).first() is not None
+
+
+def _site_forward_to(conn: Connection, account_id: int, site_id: int | None) -> str | None:
+    """Where a call with no forwarding of its own goes: its site's, else the account's first."""
+    q = sa.select(sites.c.forward_to).where(sites.c.account_id == account_id)
+    if site_id is not None:
+        q = q.where(sites.c.id == site_id)
+    return conn.execute(q.order_by(sites.c.id).limit(1)).scalar_one_or_none()
+
+
+def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, Any]:
+    """A call from a known person makes or joins their lead; a withheld caller whose visitor
+    is already a known person joins that person's lead; otherwise it stays interest."""
+    at = call["started_at"]
+    contact_id: int | None = None
+    if call["caller"]:
+        contact_id = leads_store.find_or_create_contact_txn(conn, d.account_id, phone=call["caller"], email=None, name=call.get("caller_name"), now=at)
+    elif call["vid"] and call["site_id"]:
+        contact_id = leads_store.contact_for_visitor_txn(conn, call["site_id"], call["vid"])
+    if contact_id is None:
+        return {}
+    snapshot = {k: call[k] for k in leads_store.LEAD_SOURCE_FIELDS if k in call}
+    link = leads_store.attach_to_lead_txn(
+        conn, d.account_id, contact_id, at=at, kind="call", repeat_window=d.rules.repeat_window,
+        site_id=call["site_id"], snapshot=snapshot, spam_reason=call.get("spam_reason"),
+    )
+    if call["vid"] and call["site_id"] and call["caller"]:
+        leads_store.link_visitor_txn(conn, contact_id, call["site_id"], call["vid"], at)
+        leads_store.adopt_interest_txn(conn, d.account_id, link, call["site_id"], call["vid"])
+    return {"contact_id": link.contact_id, "lead_id": link.lead_id}
+
+
+def _check_short_calls(conn: Connection, d: Delivery, call: dict[str, Any]) -> None:
+    """Very short calls repeated by one caller within a day make their lead spam, unless a
+    real conversation (a call at least that long) happened on it."""
+    limit = d.rules.spam_short_call_seconds
+    short = sa.or_(calls.c.duration.is_(None), calls.c.duration < limit)
+    count = conn.execute(
+        sa.select(sa.func.count()).where(
+            calls.c.account_id == d.account_id,
+            calls.c.caller == call["caller"],
+            calls.c.started_at >= call["started_at"] - 86400,
+            calls.c.status.in_(sorted(TERMINAL)),
+            short,
+            calls.c.id != call["id"],
+        )
+    ).scalar_one()
+    this_short = call["duration"] is None or call["duration"] < limit
+    if not this_short or count + 1 < d.rules.spam_short_calls_per_day:
+        return
+    real = conn.execute(
+        sa.select(calls.c.id).where(calls.c.lead_id == call["lead_id"], calls.c.duration >= limit).limit(1)
+    ).first()
+    if real is None:
+        leads_store.mark_lead_spam_txn(conn, call["lead_id"], "short_repeated_calls")
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def get_call_txn(conn: Connection, account_id: int, call_id: int) -> tuple[CallRecord, dict[str, Any], list[dict[str, Any]]] | None:
+    """The call, its explain record and its deliveries in order of arrival."""
+    row = conn.execute(sa.select(calls).where(calls.c.id == call_id, calls.c.account_id == account_id)).one_or_none()
+    if row is None:
+        return None
+    events = conn.execute(
+        sa.select(call_events.c.event_ref, call_events.c.kind, call_events.c.status, call_events.c.occurred_at, call_events.c.received_at)
+        .where(call_events.c.call_id == call_id)
+        .order_by(call_events.c.id)
+    ).all()
+    return (
+        _record(row),
+        json.loads(row.explain) if row.explain else {},
+        [dict(e._mapping) for e in events],
+    )
+
+
+def list_calls_txn(
+    conn: Connection, account_id: int, *, since: float | None = None, until: float | None = None, lead_id: int | None = None,
+    before_id: int | None = None, limit: int = 100,
+) -> list[CallRecord]:
+    q = sa.select(calls).where(calls.c.account_id == account_id)
+    if since is not None:
+        q = q.where(calls.c.started_at >= since)
+    if until is not None:
+        q = q.where(calls.c.started_at < until)
+    if lead_id is not None:
+        q = q.where(calls.c.lead_id == lead_id)
+        return [_record(r) for r in conn.execute(q.order_by(calls.c.started_at, calls.c.id).limit(limit)).all()]
+    if before_id is not None:
+        q = q.where(calls.c.id < before_id)
+    return [_record(r) for r in conn.execute(q.order_by(calls.c.id.desc()).limit(limit)).all()]
+
+
+# -- credentials and blocklist ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    id: int
+    account_id: int
+    provider: str
+    provider_account: str | None
+    secret: str
+    record_calls: bool
+
+
+def add_credential_txn(
+    conn: Connection, account_id: int, *, provider: str, provider_account: str | None, secret: str, record_calls: bool, now: float
+) -> Credential:
+    cred_id = conn.execute(
+        telephony_credentials.insert()
+        .values(account_id=account_id, provider=provider, provider_account=provider_account, secret=secret, record_calls=record_calls, created_at=now)
+        .returning(telephony_credentials.c.id)
+    ).scalar_one()
+    return Credential(cred_id, account_id, provider, provider_account, secret, record_calls)
+
+
+def active_credentials_txn(conn: Connection) -> list[Credential]:
+    rows = conn.execute(
+        sa.select(telephony_credentials).where(telephony_credentials.c.revoked_at.is_(None)).order_by(telephony_credentials.c.id)
+    ).all()
+    return [Credential(r.id, r.account_id, r.provider, r.provider_account, r.secret, bool(r.record_calls)) for r in rows]
+
+
+def revoke_credential_txn(conn: Connection, account_id: int, cred_id: int, now: float) -> bool:
+    result = conn.execute(
+        telephony_credentials.update()
+        .where(telephony_credentials.c.id == cred_id, telephony_credentials.c.account_id == account_id, telephony_credentials.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def block_caller_txn(conn: Connection, account_id: int, phone: str, reason: str, now: float) -> None:
+    conn.execute(
+        _insert(conn)(caller_blocklist)
+        .values(account_id=account_id, phone=phone, reason=reason, created_at=now)
+        .on_conflict_do_nothing(index_elements=["account_id", "phone"])
+    )
+
+
+def account_of_number_txn(conn: Connection, e164: str) -> int | None:
+    """The account a dialled number (tracking or overflow) belongs to, to find its secrets."""
+    dialled = conn.execute(
+        sa.select(numbers_store.tracking_numbers.c.account_id).where(numbers_store.tracking_numbers.c.e164 == e164)
+    ).scalar_one_or_none()
+    if dialled is not None:
+        return int(dialled)
+    pool_account = conn.execute(
+        sa.select(numbers_store.pools.c.account_id).where(numbers_store.pools.c.overflow_number == e164).limit(1)
+    ).scalar_one_or_none()
+    return None if pool_account is None else int(pool_account)
