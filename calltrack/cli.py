@@ -341,6 +341,106 @@ def cmd_leases_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
     _print([lease.to_json() for lease in leases], args.json, "\n".join(lines))
 
 
+def cmd_telephony_add(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        cred = run_now(
+            app.telephony.add_credential(
+                account.id, args.provider, provider_account=args.account_sid, secret=args.secret, record_calls=args.record
+            )
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    base = config.http.public_base_url.rstrip("/")
+    hooks = {
+        "twilio": [f"{base}/v1/webhooks/twilio/voice (Voice URL, POST)", f"{base}/v1/webhooks/twilio/status (Status callback URL)"],
+        "telnyx": [f"{base}/v1/webhooks/telnyx (Call Control webhook URL)", f"{base}/v1/webhooks/twilio/voice (TeXML voice URL)"],
+        "pbx": [f"{base}/v1/webhooks/calls (sign with X-CT-Signature, see README)"],
+    }[cred.provider]
+    shown = {"id": cred.id, "provider": cred.provider, "provider_account": cred.provider_account, "record_calls": cred.record_calls, "webhooks": hooks}
+    text = f"added {cred.provider} credential {cred.id} to account {account.id}\npoint the provider at:\n  " + "\n  ".join(hooks)
+    if cred.provider == "pbx" and not args.secret:
+        shown["secret"] = cred.secret
+        text += f"\nsigning secret (shown once): {cred.secret}"
+    _print(shown, args.json, text)
+
+
+def cmd_telephony_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    creds = [c for c in run_now(app.telephony.credentials_of(account.id))]
+    rows = [{"id": c.id, "provider": c.provider, "provider_account": c.provider_account, "record_calls": c.record_calls} for c in creds]
+    _print(rows, args.json, "\n".join(f"{r['id']}: {r['provider']} {r['provider_account'] or ''}{' (records calls)' if r['record_calls'] else ''}" for r in rows) or "no credentials")
+
+
+def cmd_calls_import(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    """PBX call logs (CDR CSV) in bulk: each row one completed call, stored once (a re-import
+    finds the same calls), matched and tied to leads like a webhook."""
+    from zoneinfo import ZoneInfo
+
+    from calltrack.telephony.cdr import CdrProblem, read_cdr
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    tz = ZoneInfo(args.timezone or account.timezone)
+    try:
+        handle = open(args.file, encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
+    problems: list[CdrProblem] = []
+    with handle:
+        events = []
+        for item in read_cdr(handle, tz=tz):
+            if isinstance(item, CdrProblem):
+                problems.append(item)
+            else:
+                events.append(item)
+    results = app.telephony.ingest_many_sync(account.id, account.default_region, events, now=time.time())
+    new = [r for r in results if not r.duplicate]
+    methods: dict[str, int] = {}
+    for r in new:
+        methods[r.call.match_method or "none"] = methods.get(r.call.match_method or "none", 0) + 1
+    summary = {
+        "imported": len(new), "duplicates": len(results) - len(new), "rejected": len(problems), "matched": methods,
+        "problems": [{"line": p.line, "message": p.message} for p in problems[:100]],
+    }
+    text = f"imported {len(new)} calls, {len(results) - len(new)} already stored, {len(problems)} rows rejected"
+    if methods:
+        text += "\nmatched: " + ", ".join(f"{k} {v}" for k, v in sorted(methods.items()))
+    for p in problems[:20]:
+        text += f"\n  line {p.line}: {p.message}"
+    _print(summary, args.json, text)
+
+
+def cmd_calls_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    calls = run_now(app.telephony.list_calls(account.id, limit=args.limit))
+    _print(
+        [c.to_json() for c in calls],
+        args.json,
+        "\n".join(
+            f"{c.id}: {_when(c.started_at)} {c.caller or ('withheld' if c.caller_withheld else '?')} → {c.tracking_number or '?'} "
+            f"{c.status} {c.duration or 0}s {c.match_method or '-'} {c.source.get('channel') or ''} {c.source.get('campaign') or ''}"
+            for c in calls
+        ) or "no calls",
+    )
+
+
+def cmd_calls_block(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.phones import InvalidPhoneNumber, to_e164
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        phone = to_e164(args.phone, account.default_region)
+    except InvalidPhoneNumber as e:
+        raise CliError(str(e)) from None
+    run_now(app.telephony.block_caller(account.id, phone, args.reason or ""))
+    _print({"blocked": phone}, args.json, f"blocked {phone}: their calls are rejected and their leads are spam")
+
+
 def cmd_demo_seed(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from calltrack.demo import seed_demo
 
@@ -473,6 +573,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--active", action="store_true", help="only leases holding their number now")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_leases_list)
+
+    tel = sub.add_parser("telephony", help="provider secrets for call webhooks").add_subparsers(dest="telephony_command", required=True)
+    p = tel.add_parser("add", help="register a provider secret (Twilio auth token, Telnyx public key) or make a PBX signing secret")
+    p.add_argument("provider", choices=["twilio", "telnyx", "pbx"])
+    p.add_argument("--account-sid", help="Twilio: the AccountSid the token belongs to")
+    p.add_argument("--secret", help="Twilio auth token, Telnyx public key (base64); PBX: made for you when absent")
+    p.add_argument("--record", action="store_true", help="record forwarded calls (Twilio)")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_telephony_add)
+    p = tel.add_parser("list", help="the account's provider credentials (never their secrets)")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_telephony_list)
+
+    calls = sub.add_parser("calls", help="calls").add_subparsers(dest="calls_command", required=True)
+    p = calls.add_parser("import", help="import PBX call logs (Asterisk CDR CSV, with or without a header row)")
+    p.add_argument("file")
+    p.add_argument("--timezone", help="time zone of the CDR times (default: the account's)")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_calls_import)
+    p = calls.add_parser("list", help="recent calls, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_calls_list)
+    p = calls.add_parser("block", help="block a caller: their calls are rejected and their leads are spam")
+    p.add_argument("phone")
+    p.add_argument("--reason")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_calls_block)
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed", help="create the demo account, site, pool and numbers if the database has none").set_defaults(func=cmd_demo_seed)

@@ -133,6 +133,9 @@ class TelephonyService:
         self._credentials_at = float("-inf")
         return cred
 
+    async def credentials_of(self, account_id: int) -> list[Credential]:
+        return [c for c in await self._all_credentials(refresh=True) if c.account_id == account_id]
+
     async def block_caller(self, account_id: int, phone: str, reason: str = "") -> None:
         await self._db.run("block_caller", store.block_caller_txn, account_id, phone, reason, self._clock.seconds())
 
