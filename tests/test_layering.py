@@ -23,6 +23,14 @@ PURE_MODULES = [
     "calltrack/numbers/sizing.py",
     "calltrack/phones.py",
     "calltrack/config.py",
+    "calltrack/numbers/matching.py",
+    "calltrack/leads/contacts.py",
+    "calltrack/leads/forms.py",
+    "calltrack/telephony/events.py",
+    "calltrack/telephony/twilio.py",
+    "calltrack/telephony/telnyx.py",
+    "calltrack/telephony/pbx.py",
+    "calltrack/telephony/cdr.py",
 ]
 # These must not even import the clock or randomness modules.
 NO_TIME_OR_RANDOM_IMPORT = ["calltrack/numbers/rules.py", "calltrack/numbers/channels.py", "calltrack/numbers/sizing.py"]

@@ -147,11 +147,13 @@ def later_status(current: str | None, new: str | None) -> str | None:
 MIN_TIME = 946_684_800.0  # 2000-01-01T00:00:00Z
 MAX_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 _REF = re.compile(r"[!-~]{1,%d}" % MAX_REF)
+# ASCII digits only: \d would let float() read other scripts' digits.
 _ISO = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?(?:Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
-_UNIX = re.compile(r"\d{9,10}(?:\.\d{1,9})?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNIX = re.compile(r"[0-9]{9,10}(?:\.[0-9]{1,9})?")
+# Control characters, and lone surrogates (from JSON "\ud800" escapes) that no database takes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _URL_CHARS = re.compile(r"[!-~]+")
 
 
