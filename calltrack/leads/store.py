@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from calltrack.numbers import store as numbers_store
+from calltrack.db.statements import insert_ignoring_conflicts
 from calltrack.db.schema import calls, contact_visitors, contacts, form_submissions, leads
 
 
@@ -58,10 +57,7 @@ def add_submission_txn(conn: Connection, values: dict[str, Any]) -> tuple[FormSu
     transactions both succeed, one storing it and the other finding it.
     """
     row = dict(values, fields=json.dumps(values["fields"], ensure_ascii=False, sort_keys=True))
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    new_id = conn.execute(
-        insert(form_submissions).values(**row).on_conflict_do_nothing(index_elements=["site_id", "client_ref"]).returning(form_submissions.c.id)
-    ).scalar_one_or_none()
+    new_id = insert_ignoring_conflicts(conn, form_submissions, row, conflict=("site_id", "client_ref"), returning="id")
     stored = conn.execute(
         sa.select(form_submissions).where(
             form_submissions.c.site_id == values["site_id"], form_submissions.c.client_ref == values["client_ref"]
@@ -94,10 +90,6 @@ class LeadLink:
     new_lead: bool = False
 
 
-def _insert(conn: Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
 def _lock(conn: Connection, *parts: Any) -> None:
     """PostgreSQL: serialise work on one person across processes until commit. SQLite has
     one writer, so it needs nothing."""
@@ -107,10 +99,12 @@ def _lock(conn: Connection, *parts: Any) -> None:
 
 
 def find_or_create_contact_txn(
-    conn: Connection, account_id: int, *, phone: str | None, email: str | None, name: str | None, now: float
-) -> int:
+    conn: Connection, account_id: int, *, phone: str | None, email: str | None, name: str | None, now: float, created: bool = False
+) -> Any:
     """The contact with this phone or email (phone first), created when new; fills in what
-    the stored contact lacks. Safe under racing deliveries (ON CONFLICT DO NOTHING)."""
+    the stored contact lacks. Safe under racing deliveries (ON CONFLICT DO NOTHING).
+
+    Returns its id, or with ``created`` (id, whether this call created it)."""
     assert phone or email
     _lock(conn, "contact", account_id, phone or email)
     found = None
@@ -120,15 +114,12 @@ def find_or_create_contact_txn(
                 sa.select(contacts).where(contacts.c.account_id == account_id, col == value)
             ).one_or_none()
     if found is None:
-        new_id = conn.execute(
-            _insert(conn)(contacts)
-            .values(account_id=account_id, phone=phone, email=email, name=name, created_at=now, updated_at=now)
-            .on_conflict_do_nothing()
-            .returning(contacts.c.id)
-        ).scalar_one_or_none()
+        new_id = insert_ignoring_conflicts(
+            conn, contacts, dict(account_id=account_id, phone=phone, email=email, name=name, created_at=now, updated_at=now), returning="id"
+        )
         if new_id is not None:
-            return int(new_id)
-        return find_or_create_contact_txn(conn, account_id, phone=phone, email=email, name=name, now=now)
+            return (int(new_id), True) if created else int(new_id)
+        return find_or_create_contact_txn(conn, account_id, phone=phone, email=email, name=name, now=now, created=created)
     changes: dict[str, Any] = {}
     if phone and not found.phone and not _taken(conn, account_id, contacts.c.phone, phone):
         changes["phone"] = phone
@@ -138,7 +129,7 @@ def find_or_create_contact_txn(
         changes["name"] = name
     if changes:
         conn.execute(contacts.update().where(contacts.c.id == found.id).values(updated_at=now, **changes))
-    return int(found.id)
+    return (int(found.id), False) if created else int(found.id)
 
 
 def _taken(conn: Connection, account_id: int, col: Any, value: str) -> bool:
@@ -152,11 +143,7 @@ def contact_for_visitor_txn(conn: Connection, site_id: int, vid: str) -> int | N
 
 
 def link_visitor_txn(conn: Connection, contact_id: int, site_id: int, vid: str, now: float) -> None:
-    conn.execute(
-        _insert(conn)(contact_visitors)
-        .values(contact_id=contact_id, site_id=site_id, vid=vid, linked_at=now)
-        .on_conflict_do_nothing()
-    )
+    insert_ignoring_conflicts(conn, contact_visitors, dict(contact_id=contact_id, site_id=site_id, vid=vid, linked_at=now), conflict=("site_id", "vid"))
 
 
 def attach_to_lead_txn(
@@ -171,45 +158,62 @@ def attach_to_lead_txn(
     form_type: str | None = None,
     snapshot: dict[str, Any] | None = None,
     spam_reason: str | None = None,
+    new_contact: bool = False,
 ) -> LeadLink:
     """Join the contact's open lead (last activity within ``repeat_window``, or a customer),
-    or open a new one with this touch's source snapshot."""
+    or open a new one with this touch's source snapshot. A contact made in this very
+    transaction has no lead yet: ``new_contact`` skips the look-up."""
     _lock(conn, "lead", contact_id)
-    open_lead = conn.execute(
-        sa.select(leads.c.id, leads.c.last_activity_at)
-        .where(
-            leads.c.contact_id == contact_id,
-            sa.or_(leads.c.last_activity_at >= at - repeat_window, leads.c.stage == "customer"),
-        )
-        .order_by(leads.c.last_activity_at.desc())
-        .limit(1)
-    ).one_or_none()
+    open_lead = None if new_contact else conn.execute(_OPEN_LEAD, {"contact_id": contact_id, "since": at - repeat_window}).one_or_none()
     if open_lead is not None:
-        conn.execute(
-            leads.update()
-            .where(leads.c.id == open_lead.id)
-            .values(touches=leads.c.touches + 1, last_activity_at=sa.func.max(leads.c.last_activity_at, at) if conn.dialect.name == "sqlite" else sa.func.greatest(leads.c.last_activity_at, at))
-        )
+        conn.execute(_JOIN_LEAD, {"b_lead_id": open_lead.id, "b_at": at})
         return LeadLink(contact_id, int(open_lead.id), False)
-    values = {k: v for k, v in (snapshot or {}).items() if k in LEAD_SOURCE_FIELDS}
-    lead_id = conn.execute(
-        leads.insert()
-        .values(
-            account_id=account_id, contact_id=contact_id, site_id=site_id, kind=kind, form_type=form_type,
-            stage="spam" if spam_reason else "new", spam_reason=spam_reason, created_at=at, last_activity_at=at,
-            touches=1, **values,
-        )
-        .returning(leads.c.id)
-    ).scalar_one()
+    row = dict.fromkeys(LEAD_SOURCE_FIELDS) | {k: v for k, v in (snapshot or {}).items() if k in LEAD_SOURCE_FIELDS}
+    row.update(
+        account_id=account_id, contact_id=contact_id, site_id=site_id, kind=kind, form_type=form_type,
+        stage="spam" if spam_reason else "new", spam_reason=spam_reason, created_at=at, last_activity_at=at, touches=1,
+    )
+    lead_id = conn.execute(_NEW_LEAD, row).scalar_one()
     return LeadLink(contact_id, int(lead_id), True)
+
+
+# Built once: building statements costs SQLAlchemy more than running them.
+_OPEN_LEAD = (
+    sa.select(leads.c.id, leads.c.last_activity_at)
+    .where(
+        leads.c.contact_id == sa.bindparam("contact_id"),
+        sa.or_(leads.c.last_activity_at >= sa.bindparam("since"), leads.c.stage == "customer"),
+    )
+    .order_by(leads.c.last_activity_at.desc())
+    .limit(1)
+)
+_JOIN_LEAD = (
+    leads.update()
+    .where(leads.c.id == sa.bindparam("b_lead_id"))
+    .values(
+        touches=leads.c.touches + 1,
+        # A late delivery of an older touch must not move the activity back.
+        last_activity_at=sa.case((leads.c.last_activity_at > sa.bindparam("b_at"), leads.c.last_activity_at), else_=sa.bindparam("b_at")),
+    )
+)
+_NEW_LEAD = leads.insert().returning(leads.c.id)
+
+
+_ADOPT_INTEREST = (
+    calls.update()
+    .where(
+        calls.c.account_id == sa.bindparam("b_account_id"), calls.c.site_id == sa.bindparam("b_site_id"),
+        calls.c.vid == sa.bindparam("b_vid"), calls.c.lead_id.is_(None),
+    )
+    .values(lead_id=sa.bindparam("b_lead_id"), contact_id=sa.bindparam("b_contact_id"))
+)
 
 
 def adopt_interest_txn(conn: Connection, account_id: int, link: LeadLink, site_id: int, vid: str) -> int:
     """Earlier anonymous calls of this visitor join the lead now that the person is known."""
     result = conn.execute(
-        calls.update()
-        .where(calls.c.account_id == account_id, calls.c.site_id == site_id, calls.c.vid == vid, calls.c.lead_id.is_(None))
-        .values(lead_id=link.lead_id, contact_id=link.contact_id)
+        _ADOPT_INTEREST,
+        {"b_account_id": account_id, "b_site_id": site_id, "b_vid": vid, "b_lead_id": link.lead_id, "b_contact_id": link.contact_id},
     )
     if result.rowcount and link.lead_id is not None:
         conn.execute(leads.update().where(leads.c.id == link.lead_id).values(touches=leads.c.touches + result.rowcount))

@@ -19,6 +19,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -831,14 +832,24 @@ class DialledNumber:
     pool: Pool | None = None
 
 
+# Built once (building a select costs SQLAlchemy more than running it): the number and its
+# pool, if any, in one statement.
+_DIALLED = (
+    sa.select(tracking_numbers, *[c.label("p_" + c.name) for c in pools.c])
+    .outerjoin(pools, pools.c.id == tracking_numbers.c.pool_id)
+    .where(tracking_numbers.c.e164 == sa.bindparam("e164"), tracking_numbers.c.account_id == sa.bindparam("account_id"))
+)
+
+
 def dialled_number_txn(conn: Connection, account_id: int, e164: str) -> DialledNumber:
     """The account's tracking number (retired ones too: old ads still ring) or pool overflow."""
-    row = conn.execute(
-        sa.select(tracking_numbers).where(tracking_numbers.c.e164 == e164, tracking_numbers.c.account_id == account_id)
-    ).one_or_none()
+    row = conn.execute(_DIALLED, {"e164": e164, "account_id": account_id}).one_or_none()
     if row is not None:
         number = _number(row)
-        pool = get_pool_txn(conn, account_id, number.pool_id) if number.kind == "pool" and number.pool_id else None
+        pool = None
+        if number.kind == "pool" and row.p_id is not None:
+            m = row._mapping
+            pool = _pool(SimpleNamespace(**{c.name: m["p_" + c.name] for c in pools.c}))
         return DialledNumber(number.kind, number, pool)
     pool_row = conn.execute(
         sa.select(pools)
@@ -851,24 +862,18 @@ def dialled_number_txn(conn: Connection, account_id: int, e164: str) -> DialledN
     return DialledNumber(None)
 
 
-def lease_spans_txn(conn: Connection, number_id: int, since: float, until: float) -> list[tuple[Any, ...]]:
-    """(id, vid, touchpoint_id, started_at, until, open) of the number's leases overlapping
-    [since, until]."""
-    end = sa.func.coalesce(leases.c.ended_at, leases.c.expires_at)
-    rows = conn.execute(
-        sa.select(leases.c.id, leases.c.vid, leases.c.touchpoint_id, leases.c.started_at, end.label("until"), leases.c.ended_at)
-        .where(leases.c.number_id == number_id, leases.c.started_at <= until, end >= since)
-        .order_by(leases.c.started_at)
-        .limit(200)
-    ).all()
-    return [(r.id, r.vid, r.touchpoint_id, float(r.started_at), float(r.until), r.ended_at is None) for r in rows]
+_TOUCH_SOURCE = (
+    touchpoints.c.channel,
+    touchpoints.c.utm_source,
+    touchpoints.c.utm_medium,
+    touchpoints.c.utm_campaign,
+    touchpoints.c.utm_term,
+    touchpoints.c.site_id,
+)
 
 
-def touchpoint_source_txn(conn: Connection, touchpoint_id: int) -> dict[str, Any] | None:
+def _touch_source(r: Any) -> dict[str, Any]:
     """A touchpoint's source columns, named as leads and calls keep them."""
-    r = conn.execute(sa.select(touchpoints).where(touchpoints.c.id == touchpoint_id)).one_or_none()
-    if r is None:
-        return None
     return {
         "channel": r.channel,
         "source": r.utm_source,
@@ -877,6 +882,33 @@ def touchpoint_source_txn(conn: Connection, touchpoint_id: int) -> dict[str, Any
         "keyword": r.utm_term,
         "site_id": r.site_id,
     }
+
+
+_LEASE_END = sa.func.coalesce(leases.c.ended_at, leases.c.expires_at)
+_LEASE_SPANS = (
+    sa.select(leases.c.id, leases.c.vid, leases.c.touchpoint_id, leases.c.started_at, _LEASE_END.label("until"), leases.c.ended_at, *_TOUCH_SOURCE)
+    .outerjoin(touchpoints, touchpoints.c.id == leases.c.touchpoint_id)
+    .where(leases.c.number_id == sa.bindparam("number_id"), leases.c.started_at <= sa.bindparam("until"), _LEASE_END >= sa.bindparam("since"))
+    .order_by(leases.c.started_at)
+    .limit(200)
+)
+
+
+def lease_spans_txn(
+    conn: Connection, number_id: int, since: float, until: float
+) -> tuple[list[tuple[Any, ...]], dict[int, dict[str, Any]]]:
+    """(id, vid, touchpoint_id, started_at, until, open) of the number's leases overlapping
+    [since, until], and the source of each lease's touchpoint (one statement)."""
+    rows = conn.execute(_LEASE_SPANS, {"number_id": number_id, "since": since, "until": until}).all()
+    spans = [(r.id, r.vid, r.touchpoint_id, float(r.started_at), float(r.until), r.ended_at is None) for r in rows]
+    sources = {r.touchpoint_id: _touch_source(r) for r in rows if r.touchpoint_id is not None and r.site_id is not None}
+    return spans, sources
+
+
+def touchpoint_source_txn(conn: Connection, touchpoint_id: int) -> dict[str, Any] | None:
+    """A touchpoint's source columns, named as leads and calls keep them."""
+    r = conn.execute(sa.select(*_TOUCH_SOURCE).where(touchpoints.c.id == touchpoint_id)).one_or_none()
+    return None if r is None else _touch_source(r)
 
 
 def latest_touchpoint_txn(conn: Connection, site_id: int, vid: str, before: float) -> int | None:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from calltrack.db.schema import call_events, caller_blocklist, calls, sites, telephony_credentials
+from calltrack.db.statements import insert_ignoring_conflicts
+from calltrack.db.schema import call_events, caller_blocklist, calls, contacts, sites, telephony_credentials
 from calltrack.leads import store as leads_store
 from calltrack.leads.contacts import Caller
 from calltrack.numbers import store as numbers_store
@@ -126,17 +126,15 @@ _DETAIL_COLUMNS = ("caller_name", "caller_city", "caller_region", "caller_countr
 
 
 def _record(r: Any) -> CallRecord:
+    """A call from its row (a dict, or a Row)."""
+    m = r if isinstance(r, dict) else r._mapping
     return CallRecord(
-        r.id, r.account_id, r.provider, r.call_ref, r.tracking_number, r.number_id, r.site_id, r.caller,
-        bool(r.caller_withheld), r.status, r.started_at, r.answered_at, r.ended_at, r.duration, r.forwarded_to,
-        r.match_method, r.match_confidence, r.lease_id, r.vid, r.touchpoint_id,
-        {k: getattr(r, k) for k in SOURCE_COLUMNS}, r.contact_id, r.lead_id, r.spam_reason,
-        {k: getattr(r, k) for k in _DETAIL_COLUMNS},
+        m["id"], m["account_id"], m["provider"], m["call_ref"], m["tracking_number"], m["number_id"], m["site_id"], m["caller"],
+        bool(m["caller_withheld"]), m["status"], m["started_at"], m["answered_at"], m["ended_at"], m["duration"], m["forwarded_to"],
+        m["match_method"], m["match_confidence"], m["lease_id"], m["vid"], m["touchpoint_id"],
+        {k: m[k] for k in SOURCE_COLUMNS}, m["contact_id"], m["lead_id"], m["spam_reason"],
+        {k: m[k] for k in _DETAIL_COLUMNS},
     )
-
-
-def _insert(conn: Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 # -- ingesting -------------------------------------------------------------------------------
@@ -150,20 +148,21 @@ def ingest_batch_txn(conn: Connection, deliveries: list[Delivery]) -> list[Inges
 def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
     ev = d.event
     row = _call_row(conn, d)
-    event_id = conn.execute(
-        _insert(conn)(call_events)
-        .values(
-            call_id=row.id, event_ref=ev.event_ref, kind=ev.kind, status=ev.status, occurred_at=ev.occurred_at,
+    event_id = insert_ignoring_conflicts(
+        conn,
+        call_events,
+        dict(
+            call_id=row["id"], event_ref=ev.event_ref, kind=ev.kind, status=ev.status, occurred_at=ev.occurred_at,
             received_at=d.received_at, payload=json.dumps(ev.to_json(), ensure_ascii=False, sort_keys=True),
-        )
-        .on_conflict_do_nothing(index_elements=["call_id", "event_ref"])
-        .returning(call_events.c.id)
-    ).scalar_one_or_none()
+        ),
+        conflict=("call_id", "event_ref"),
+        returning="id",
+    )
     if event_id is None:  # a retry or a duplicate: it changed nothing the first time round
-        return Ingested(_record(row), duplicate=True, blocked=row.spam_reason == "blocklisted")
+        return Ingested(_record(row), duplicate=True, blocked=row["spam_reason"] == "blocklisted")
 
     changes = _merge(row, d)
-    current = {**row._mapping, **changes}
+    current = row | changes
     blocked = False
     if current["match_method"] is None and current["tracking_number"] is not None:
         match_changes, blocked = _match(conn, d, current)
@@ -176,31 +175,33 @@ def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
         _check_short_calls(conn, d, current)
     if changes:
         changes["updated_at"] = d.received_at
-        conn.execute(calls.update().where(calls.c.id == row.id).values(**changes))
-    final = conn.execute(sa.select(calls).where(calls.c.id == row.id)).one()
-    return Ingested(_record(final), duplicate=False, blocked=blocked or final.spam_reason == "blocklisted")
+        current["updated_at"] = d.received_at
+        conn.execute(_update_call(tuple(sorted(changes))), {"b_" + k: v for k, v in changes.items()} | {"b_call_id": row["id"]})
+    return Ingested(_record(current), duplicate=False, blocked=blocked or current["spam_reason"] == "blocklisted")
 
 
-def _call_row(conn: Connection, d: Delivery) -> Any:
-    """The call's row, created by whichever of its events arrives first; locked on PostgreSQL."""
+_CALL_COLUMNS = tuple(c.name for c in calls.c)
+
+
+def _call_row(conn: Connection, d: Delivery) -> dict[str, Any]:
+    """The call's row, created by whichever of its events arrives first; locked on PostgreSQL.
+
+    The insert comes first: for the first event of a call (the common case) that is the only
+    statement; a later event finds the key taken and reads (and on PostgreSQL locks) the row.
+    """
     ev = d.event
-    key = (calls.c.account_id == d.account_id, calls.c.provider == ev.provider, calls.c.call_ref == ev.call_ref)
-    select = sa.select(calls).where(*key)
+    values = dict(
+        account_id=d.account_id, provider=ev.provider, call_ref=ev.call_ref, status=ev.status or "queued",
+        started_at=_start_time(ev, d.received_at) or d.received_at, direction=ev.direction[:16],
+        caller_withheld=False, created_at=d.received_at, updated_at=d.received_at,
+    )
+    new_id = insert_ignoring_conflicts(conn, calls, values, conflict=("account_id", "provider", "call_ref"), returning="id")
+    if new_id is not None:
+        return dict.fromkeys(_CALL_COLUMNS) | values | {"id": new_id}
+    select = sa.select(calls).where(calls.c.account_id == d.account_id, calls.c.provider == ev.provider, calls.c.call_ref == ev.call_ref)
     if conn.dialect.name == "postgresql":
         select = select.with_for_update()
-    row = conn.execute(select).one_or_none()
-    if row is not None:
-        return row
-    conn.execute(
-        _insert(conn)(calls)
-        .values(
-            account_id=d.account_id, provider=ev.provider, call_ref=ev.call_ref, status=ev.status or "queued",
-            started_at=_start_time(ev, d.received_at) or d.received_at, direction=ev.direction[:16],
-            created_at=d.received_at, updated_at=d.received_at,
-        )
-        .on_conflict_do_nothing(index_elements=["account_id", "provider", "call_ref"])
-    )
-    return conn.execute(select).one()
+    return dict(conn.execute(select).one()._mapping)
 
 
 def _start_time(ev: CallEvent, received_at: float) -> float | None:
@@ -211,31 +212,31 @@ def _start_time(ev: CallEvent, received_at: float) -> float | None:
     return None
 
 
-def _merge(row: Any, d: Delivery) -> dict[str, Any]:
+def _merge(row: dict[str, Any], d: Delivery) -> dict[str, Any]:
     """What this event adds to the call: status forward only, times and details filled in."""
     ev = d.event
     changes: dict[str, Any] = {}
-    status = later_status(row.status, ev.status)
-    if status != row.status:
+    status = later_status(row["status"], ev.status)
+    if status != row["status"]:
         changes["status"] = status
     start = _start_time(ev, d.received_at)
-    if start is not None and start < row.started_at:
+    if start is not None and start < row["started_at"]:
         changes["started_at"] = start
     answered = ev.answered_at or ((ev.occurred_at or d.received_at) if ev.kind == "answered" else None)
-    if answered is not None and (row.answered_at is None or answered < row.answered_at):
+    if answered is not None and (row["answered_at"] is None or answered < row["answered_at"]):
         changes["answered_at"] = answered
     ended = ev.ended_at or ((ev.occurred_at or d.received_at) if ev.kind == "completed" else None)
-    if ended is not None and row.ended_at is None:
+    if ended is not None and row["ended_at"] is None:
         changes["ended_at"] = ended
-    if ev.duration is not None and (row.duration is None or ev.duration > row.duration):
+    if ev.duration is not None and (row["duration"] is None or ev.duration > row["duration"]):
         changes["duration"] = ev.duration
-    if ev.recording_url and not row.recording_url:
+    if ev.recording_url and not row["recording_url"]:
         changes["recording_url"] = ev.recording_url
         changes["recording_duration"] = ev.recording_duration
-    if d.caller is not None and row.caller is None and not row.caller_withheld:
+    if d.caller is not None and row["caller"] is None and not row["caller_withheld"]:
         changes["caller"] = d.caller.e164
         changes["caller_withheld"] = d.caller.withheld
-    if d.called is not None and row.tracking_number is None:
+    if d.called is not None and row["tracking_number"] is None:
         changes["tracking_number"] = d.called
     for col, value in (
         ("caller_name", ev.caller_name),
@@ -243,10 +244,10 @@ def _merge(row: Any, d: Delivery) -> dict[str, Any]:
         ("caller_region", ev.caller_region),
         ("caller_country", (ev.caller_country or "")[:2] or None),
     ):
-        if value and getattr(row, col) is None:
+        if value and row[col] is None:
             changes[col] = value[:200]
     # Talk time from the times when the provider sent none (Telnyx, some PBXs).
-    merged = {**row._mapping, **changes}
+    merged = row | changes
     if merged["status"] in TERMINAL and merged["duration"] is None and merged["answered_at"] and merged["ended_at"]:
         changes["duration"] = max(0, int(round(merged["ended_at"] - merged["answered_at"])))
     return changes
@@ -255,6 +256,8 @@ def _merge(row: Any, d: Delivery) -> dict[str, Any]:
 def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Tie the call to its source; also where it is forwarded, and whether it is spam."""
     at = call["started_at"]
+    known = _known_caller(conn, d.account_id, call["caller"])
+    sources: dict[int, dict[str, Any]] = {}
     dialled = numbers_store.dialled_number_txn(conn, d.account_id, call["tracking_number"])
     number, pool = dialled.number, dialled.pool
     m: Match
@@ -263,13 +266,11 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
         m = match_call(call_at=at, number_kind="static", static_source=_static_source(number))
     elif dialled.kind == "pool" and number is not None:
         cooldown = float(pool.cooldown_seconds) if pool else 0.0
-        spans = [
-            LeaseSpan(i, vid, tp, s, u, o)
-            for i, vid, tp, s, u, o in numbers_store.lease_spans_txn(
-                conn, number.id, at - max(cooldown, NEIGHBOUR_SECONDS), at + NEIGHBOUR_SECONDS
-            )
-        ]
-        prior = _prior_match(conn, d, call, number.id, at) if call["caller"] else None
+        found, sources = numbers_store.lease_spans_txn(conn, number.id, at - max(cooldown, NEIGHBOUR_SECONDS), at + NEIGHBOUR_SECONDS)
+        spans = [LeaseSpan(*span) for span in found]
+        # Only a caller we already know can have called before (every matched caller with a
+        # number becomes a contact): a new caller costs no look-up.
+        prior = _prior_match(conn, d, call, number.id, at) if known.contact_id is not None else None
         m = match_call(call_at=at, number_kind="pool", pool_cooldown=cooldown, spans=spans, prior=prior)
     elif dialled.kind == "overflow" and pool is not None:
         m = match_call(call_at=at, number_kind="overflow", overflow_channel=_pool_channel(pool), overflow_pool_id=pool.id)
@@ -278,7 +279,7 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
     site_id = pool.site_id if pool is not None else None
     source = dict.fromkeys(SOURCE_COLUMNS) | {k: v for k, v in m.source.items() if k in SOURCE_COLUMNS}
     if m.touchpoint_id is not None:
-        tp = numbers_store.touchpoint_source_txn(conn, m.touchpoint_id)
+        tp = sources.get(m.touchpoint_id) or numbers_store.touchpoint_source_txn(conn, m.touchpoint_id)
         if tp is not None:
             site_id = tp.pop("site_id")
             source.update(tp)
@@ -297,16 +298,13 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
         "explain": json.dumps(m.explain, sort_keys=True),
         **source,
     }
+    changes["contact_id"] = known.contact_id
     blocked = False
-    if call["caller"] and _blocklisted(conn, d.account_id, call["caller"]):
+    if known.blocked:
         changes["spam_reason"] = "blocklisted"
         blocked = True
     elif m.lease_id is not None and m.method in ("lease", "expired_lease"):
-        others = conn.execute(
-            sa.select(sa.func.count(sa.distinct(calls.c.caller))).where(
-                calls.c.lease_id == m.lease_id, calls.c.caller.is_not(None), calls.c.caller != (call["caller"] or "")
-            )
-        ).scalar_one()
+        others = conn.execute(_OTHER_CALLERS_ON_LEASE, {"lease_id": m.lease_id, "caller": call["caller"] or ""}).scalar_one()
         if others >= d.rules.spam_callers_per_lease:
             changes["spam_reason"] = "many_callers_on_lease"
     return changes, blocked
@@ -329,30 +327,63 @@ def _pool_channel(pool: Any) -> str | None:
     return None
 
 
+# The hot path's statements are built once: building a select costs SQLAlchemy more than
+# running it, and a statement reused keeps its cache key.
+_PRIOR_MATCH = (
+    sa.select(calls.c.id, calls.c.started_at, calls.c.match_method, calls.c.match_confidence, calls.c.lease_id, calls.c.vid, calls.c.touchpoint_id)
+    .where(
+        calls.c.account_id == sa.bindparam("account_id"),
+        calls.c.caller == sa.bindparam("caller"),
+        calls.c.number_id == sa.bindparam("number_id"),
+        calls.c.started_at >= sa.bindparam("since"),
+        calls.c.started_at <= sa.bindparam("at"),
+        calls.c.id != sa.bindparam("call_id"),
+        calls.c.match_method.in_(MATCHED_METHODS),
+    )
+    .order_by(calls.c.started_at.desc())
+    .limit(1)
+)
+_OTHER_CALLERS_ON_LEASE = sa.select(sa.func.count(sa.distinct(calls.c.caller))).where(
+    calls.c.lease_id == sa.bindparam("lease_id"), calls.c.caller.is_not(None), calls.c.caller != sa.bindparam("caller")
+)
+_KNOWN_CALLER = sa.select(
+    sa.select(contacts.c.id)
+    .where(contacts.c.account_id == sa.bindparam("account_id"), contacts.c.phone == sa.bindparam("caller"))
+    .scalar_subquery(),
+    sa.exists().where(caller_blocklist.c.account_id == sa.bindparam("account_id"), caller_blocklist.c.phone == sa.bindparam("caller")),
+)
+
+
+@lru_cache(maxsize=256)
+def _update_call(columns: tuple[str, ...]) -> Any:
+    return calls.update().where(calls.c.id == sa.bindparam("b_call_id")).values({c: sa.bindparam("b_" + c) for c in columns})
+
+
 def _prior_match(conn: Connection, d: Delivery, call: dict[str, Any], number_id: int, at: float) -> PriorMatch | None:
     r = conn.execute(
-        sa.select(calls.c.id, calls.c.started_at, calls.c.match_method, calls.c.match_confidence, calls.c.lease_id, calls.c.vid, calls.c.touchpoint_id)
-        .where(
-            calls.c.account_id == d.account_id,
-            calls.c.caller == call["caller"],
-            calls.c.number_id == number_id,
-            calls.c.started_at >= at - d.rules.repeat_caller_window,
-            calls.c.started_at <= at,
-            calls.c.id != call["id"],
-            calls.c.match_method.in_(MATCHED_METHODS),
-        )
-        .order_by(calls.c.started_at.desc())
-        .limit(1)
+        _PRIOR_MATCH,
+        {
+            "account_id": d.account_id, "caller": call["caller"], "number_id": number_id,
+            "since": at - d.rules.repeat_caller_window, "at": at, "call_id": call["id"],
+        },
     ).one_or_none()
     if r is None:
         return None
     return PriorMatch(r.id, r.started_at, r.match_method, r.match_confidence or 0.0, r.lease_id, r.vid, r.touchpoint_id)
 
 
-def _blocklisted(conn: Connection, account_id: int, caller: str) -> bool:
-    return conn.execute(
-        sa.select(caller_blocklist.c.id).where(caller_blocklist.c.account_id == account_id, caller_blocklist.c.phone == caller)
-    ).first() is not None
+@dataclass(frozen=True)
+class _Known:
+    contact_id: int | None = None
+    blocked: bool = False
+
+
+def _known_caller(conn: Connection, account_id: int, caller: str | None) -> _Known:
+    """Whether the caller is already a contact, and whether they are blocked (one statement)."""
+    if not caller:
+        return _Known()
+    row = conn.execute(_KNOWN_CALLER, {"account_id": account_id, "caller": caller}).one()
+    return _Known(row[0], bool(row[1]))
 
 
 def _site_forward_to(conn: Connection, account_id: int, site_id: int | None) -> str | None:
@@ -368,8 +399,22 @@ def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, A
     is already a known person joins that person's lead; otherwise it stays interest."""
     at = call["started_at"]
     contact_id: int | None = None
-    if call["caller"]:
-        contact_id = leads_store.find_or_create_contact_txn(conn, d.account_id, phone=call["caller"], email=None, name=call.get("caller_name"), now=at)
+    new_contact = False
+    if call["caller"] and call.get("contact_id") is not None:
+        contact_id = call["contact_id"]
+    elif call["caller"]:
+        # Not a contact a moment ago (_known_caller): insert straight away; a racing delivery
+        # that made the contact meanwhile sends us the long way round.
+        contact_id = insert_ignoring_conflicts(
+            conn, contacts,
+            dict(account_id=d.account_id, phone=call["caller"], email=None, name=call.get("caller_name"), created_at=at, updated_at=at),
+            returning="id",
+        )
+        new_contact = contact_id is not None
+        if contact_id is None:
+            contact_id = leads_store.find_or_create_contact_txn(
+                conn, d.account_id, phone=call["caller"], email=None, name=call.get("caller_name"), now=at
+            )
     elif call["vid"] and call["site_id"]:
         contact_id = leads_store.contact_for_visitor_txn(conn, call["site_id"], call["vid"])
     if contact_id is None:
@@ -377,7 +422,7 @@ def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, A
     snapshot = {k: call[k] for k in leads_store.LEAD_SOURCE_FIELDS if k in call}
     link = leads_store.attach_to_lead_txn(
         conn, d.account_id, contact_id, at=at, kind="call", repeat_window=d.rules.repeat_window,
-        site_id=call["site_id"], snapshot=snapshot, spam_reason=call.get("spam_reason"),
+        site_id=call["site_id"], snapshot=snapshot, spam_reason=call.get("spam_reason"), new_contact=new_contact,
     )
     if call["vid"] and call["site_id"] and call["caller"]:
         leads_store.link_visitor_txn(conn, contact_id, call["site_id"], call["vid"], at)
@@ -488,10 +533,8 @@ def revoke_credential_txn(conn: Connection, account_id: int, cred_id: int, now: 
 
 
 def block_caller_txn(conn: Connection, account_id: int, phone: str, reason: str, now: float) -> None:
-    conn.execute(
-        _insert(conn)(caller_blocklist)
-        .values(account_id=account_id, phone=phone, reason=reason, created_at=now)
-        .on_conflict_do_nothing(index_elements=["account_id", "phone"])
+    insert_ignoring_conflicts(
+        conn, caller_blocklist, dict(account_id=account_id, phone=phone, reason=reason, created_at=now), conflict=("account_id", "phone")
     )
 
 
