@@ -383,34 +383,47 @@ def cmd_calls_import(config: CalltrackConfig, args: argparse.Namespace) -> None:
 
     app = _open_app(config)
     account = _account(app, args.account)
-    tz = ZoneInfo(args.timezone or account.timezone)
+    try:
+        tz = ZoneInfo(args.timezone or account.timezone)
+    except (ValueError, KeyError):
+        raise CliError(f"unknown time zone {args.timezone!r} (an IANA name such as America/New_York)") from None
     try:
         handle = open(args.file, encoding="utf-8-sig", newline="")
     except OSError as e:
         raise CliError(f"cannot read {args.file}: {e.strerror}") from None
     problems: list[CdrProblem] = []
-    with handle:
-        events = []
+
+    def events() -> Any:  # streamed: a year of CDRs is never all in memory
         for item in read_cdr(handle, tz=tz):
             if isinstance(item, CdrProblem):
                 problems.append(item)
             else:
-                events.append(item)
-    results = app.telephony.ingest_many_sync(account.id, account.default_region, events, now=time.time())
-    new = [r for r in results if not r.duplicate]
-    methods: dict[str, int] = {}
-    for r in new:
-        methods[r.call.match_method or "none"] = methods.get(r.call.match_method or "none", 0) + 1
+                yield item
+
+    with handle:
+        try:
+            results = app.telephony.ingest_many_sync(account.id, account.default_region, events(), now=time.time(), keep=False)
+        except UnicodeDecodeError:
+            raise CliError(f"{args.file} is not UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8)") from None
+    imported, duplicates, methods = results
     summary = {
-        "imported": len(new), "duplicates": len(results) - len(new), "rejected": len(problems), "matched": methods,
+        "imported": imported, "duplicates": duplicates, "rejected": len(problems), "matched": methods,
         "problems": [{"line": p.line, "message": p.message} for p in problems[:100]],
     }
-    text = f"imported {len(new)} calls, {len(results) - len(new)} already stored, {len(problems)} rows rejected"
+    text = f"imported {imported} calls, {duplicates} already stored, {len(problems)} rows rejected"
     if methods:
         text += "\nmatched: " + ", ".join(f"{k} {v}" for k, v in sorted(methods.items()))
     for p in problems[:20]:
         text += f"\n  line {p.line}: {p.message}"
     _print(summary, args.json, text)
+
+
+def cmd_telephony_revoke(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    if not run_now(app.telephony.revoke_credential(account.id, args.id)):
+        raise CliError(f"account {account.id} has no active credential {args.id}")
+    _print({"revoked": args.id}, args.json, f"revoked credential {args.id}; running servers stop accepting it within 30 s")
 
 
 def cmd_calls_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
@@ -582,6 +595,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="record forwarded calls (Twilio)")
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_telephony_add)
+    p = tel.add_parser("revoke", help="revoke a provider credential (deliveries signed with it are refused)")
+    p.add_argument("id", type=int)
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_telephony_revoke)
     p = tel.add_parser("list", help="the account's provider credentials (never their secrets)")
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_telephony_list)

@@ -50,7 +50,7 @@ from calltrack.config import CalltrackConfig
 from calltrack.db.schema import calls, form_submissions, leads
 from calltrack.telephony import pbx, twilio
 from calltrack.telephony.service import CREDENTIALS_TTL
-from calltrack.telephony.store import Credential, active_credentials_txn
+from calltrack.telephony.store import Credential
 
 PROVIDERS = ("twilio", "pbx")
 HTTP_TIMEOUT = 15.0
@@ -371,9 +371,9 @@ class Simulator:
             session = self._local.session = requests.Session()
         return session
 
-    def _send(self, method: str, path: str, *, what: str | None = None, **kwargs: Any) -> requests.Response | None:
-        """One request; a non-2xx answer or a connection error is counted, not raised."""
-        label = what or f"{method} {path.split('?')[0]}"
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response | None:
+        """One request; a non-2xx answer or a connection error is counted, not raised (None)."""
+        label = f"{method} {path}"
         try:
             r = self._session().request(method, self.base + path, timeout=HTTP_TIMEOUT, **kwargs)
         except requests.RequestException as e:
@@ -416,7 +416,8 @@ class Simulator:
                 t.add(second_pages=1)
                 number = r.json().get("phoneNumber", number)
         if plan.ping and vid:
-            if self._send("POST", "/v1/ping", json={"site": self.site.site_key, "vid": vid, "sid": sid}, headers=self._browser_headers(plan)):
+            ping = {"site": self.site.site_key, "vid": vid, "sid": sid}
+            if self._send("POST", "/v1/ping", json=ping, headers=self._browser_headers(plan)) is not None:
                 t.add(pings=1)
         if plan.form is not None and plan.form.before_calls:
             self.form(plan, vid, sid)
@@ -684,9 +685,8 @@ def _ensure_credential(app: Any, account_id: int, provider: str, seed: int | Non
     """The account's active credential for ``provider``; one is added when there is none."""
     from calltrack.cli import run_now
 
-    creds = app.db.run_sync("active_credentials", active_credentials_txn)
-    for cred in creds:
-        if cred.account_id == account_id and cred.provider == provider and cred.secret and (provider != "twilio" or cred.provider_account):
+    for cred in run_now(app.telephony.credentials_of(account_id)):
+        if cred.provider == provider and cred.secret and (provider != "twilio" or cred.provider_account):
             return cred, False
     if provider == "twilio":
         # A stable AccountSid for a seed (the simulated Twilio account), a fresh auth token.
@@ -792,7 +792,7 @@ def cmd_simulate(config: CalltrackConfig, args: argparse.Namespace) -> None:
 
 
 def _run(sim: Simulator, plans: list[VisitorPlan], *, concurrency: int, progress: bool) -> None:
-    from tqdm import tqdm
+    from tqdm import tqdm  # here, not at the top: the rest of the CLI does not need it
 
     with tqdm(total=len(plans), desc="visitors", unit="visitor", file=sys.stderr, disable=not progress, leave=False) as bar:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="simulate") as pool:

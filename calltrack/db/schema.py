@@ -266,6 +266,9 @@ contacts = sa.Table(
     sa.Column("name", sa.String(200)),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
+    # Set when this contact turned out to be the same person as another (a form brought the
+    # phone of one and the email of the other): everything it had now points there.
+    sa.Column("merged_into", sa.Integer),
     # One person per phone and per email in an account (NULLs do not collide).
     sa.UniqueConstraint("account_id", "phone"),
     sa.UniqueConstraint("account_id", "email"),

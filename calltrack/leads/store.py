@@ -99,37 +99,62 @@ def _lock(conn: Connection, *parts: Any) -> None:
 
 
 def find_or_create_contact_txn(
-    conn: Connection, account_id: int, *, phone: str | None, email: str | None, name: str | None, now: float, created: bool = False
+    conn: Connection,
+    account_id: int,
+    *,
+    phone: str | None,
+    email: str | None,
+    name: str | None,
+    now: float,
+    created: bool = False,
+    hint: int | None = None,
 ) -> Any:
-    """The contact with this phone or email (phone first), created when new; fills in what
-    the stored contact lacks. Safe under racing deliveries (ON CONFLICT DO NOTHING).
+    """The person with this phone or email (or ``hint``: the contact the visitor id already
+    belongs to), created when new; fills in what the stored contact lacks. When the phone,
+    the email and the visitor name different contacts, they are one person: the others are
+    merged into the oldest. Safe under racing deliveries (ON CONFLICT DO NOTHING).
 
     Returns its id, or with ``created`` (id, whether this call created it)."""
-    assert phone or email
-    _lock(conn, "contact", account_id, phone or email)
-    found = None
-    for col, value in ((contacts.c.phone, phone), (contacts.c.email, email)):
-        if value and found is None:
-            found = conn.execute(
-                sa.select(contacts).where(contacts.c.account_id == account_id, col == value)
-            ).one_or_none()
-    if found is None:
+    assert phone or email or hint
+    _lock(conn, "contact", account_id, phone or email or hint)
+    found: dict[int, Any] = {}
+    for col, value in ((contacts.c.phone, phone), (contacts.c.email, email), (contacts.c.id, hint)):
+        if value is not None:
+            row = conn.execute(sa.select(contacts).where(contacts.c.account_id == account_id, col == value)).one_or_none()
+            if row is not None:
+                found.setdefault(row.id, row)
+    if not found:
         new_id = insert_ignoring_conflicts(
             conn, contacts, dict(account_id=account_id, phone=phone, email=email, name=name, created_at=now, updated_at=now), returning="id"
         )
         if new_id is not None:
             return (int(new_id), True) if created else int(new_id)
         return find_or_create_contact_txn(conn, account_id, phone=phone, email=email, name=name, now=now, created=created)
-    changes: dict[str, Any] = {}
-    if phone and not found.phone and not _taken(conn, account_id, contacts.c.phone, phone):
-        changes["phone"] = phone
-    if email and not found.email and not _taken(conn, account_id, contacts.c.email, email):
-        changes["email"] = email
-    if name and not found.name:
-        changes["name"] = name
+    keep = found[min(found)]
+    current = {"phone": keep.phone, "email": keep.email, "name": keep.name}
+    for other in (found[i] for i in sorted(found) if i != keep.id):
+        _merge_contact(conn, other.id, keep.id, now)
+        for field in ("phone", "email", "name"):
+            if current[field] is None and getattr(other, field) is not None:
+                current[field] = getattr(other, field)
+    if phone and current["phone"] is None and not _taken(conn, account_id, contacts.c.phone, phone):
+        current["phone"] = phone
+    if email and current["email"] is None and not _taken(conn, account_id, contacts.c.email, email):
+        current["email"] = email
+    if name and current["name"] is None:
+        current["name"] = name
+    changes = {k: v for k, v in current.items() if v != getattr(keep, k)}
     if changes:
-        conn.execute(contacts.update().where(contacts.c.id == found.id).values(updated_at=now, **changes))
-    return (int(found.id), False) if created else int(found.id)
+        conn.execute(contacts.update().where(contacts.c.id == keep.id).values(updated_at=now, **changes))
+    return (int(keep.id), False) if created else int(keep.id)
+
+
+def _merge_contact(conn: Connection, other: int, keep: int, now: float) -> None:
+    """Everything of ``other`` now belongs to ``keep``; its phone and email move too (freed
+    first: each is unique in the account). Its leads stay leads, with their history."""
+    for table in (leads, calls, form_submissions, contact_visitors):
+        conn.execute(table.update().where(table.c.contact_id == other).values(contact_id=keep))
+    conn.execute(contacts.update().where(contacts.c.id == other).values(phone=None, email=None, merged_into=keep, updated_at=now))
 
 
 def _taken(conn: Connection, account_id: int, col: Any, value: str) -> bool:
@@ -166,7 +191,10 @@ def attach_to_lead_txn(
     _lock(conn, "lead", contact_id)
     open_lead = None if new_contact else conn.execute(_OPEN_LEAD, {"contact_id": contact_id, "since": at - repeat_window}).one_or_none()
     if open_lead is not None:
-        conn.execute(_JOIN_LEAD, {"b_lead_id": open_lead.id, "b_at": at})
+        if spam_reason is None:  # a spam touch is tied to the person but counts for nothing
+            conn.execute(_JOIN_LEAD, {"b_lead_id": open_lead.id, "b_at": at})
+        elif spam_reason == "blocklisted":
+            mark_lead_spam_txn(conn, int(open_lead.id), spam_reason)
         return LeadLink(contact_id, int(open_lead.id), False)
     row = dict.fromkeys(LEAD_SOURCE_FIELDS) | {k: v for k, v in (snapshot or {}).items() if k in LEAD_SOURCE_FIELDS}
     row.update(
@@ -203,17 +231,19 @@ _ADOPT_INTEREST = (
     calls.update()
     .where(
         calls.c.account_id == sa.bindparam("b_account_id"), calls.c.site_id == sa.bindparam("b_site_id"),
-        calls.c.vid == sa.bindparam("b_vid"), calls.c.lead_id.is_(None),
+        calls.c.vid == sa.bindparam("b_vid"), calls.c.lead_id.is_(None), calls.c.id != sa.bindparam("b_exclude"),
     )
     .values(lead_id=sa.bindparam("b_lead_id"), contact_id=sa.bindparam("b_contact_id"))
 )
 
 
-def adopt_interest_txn(conn: Connection, account_id: int, link: LeadLink, site_id: int, vid: str) -> int:
-    """Earlier anonymous calls of this visitor join the lead now that the person is known."""
+def adopt_interest_txn(conn: Connection, account_id: int, link: LeadLink, site_id: int, vid: str, *, exclude_call: int = 0) -> int:
+    """Earlier anonymous calls of this visitor join the lead now that the person is known
+    (``exclude_call``: the call being tied to the lead right now, counted already)."""
     result = conn.execute(
         _ADOPT_INTEREST,
-        {"b_account_id": account_id, "b_site_id": site_id, "b_vid": vid, "b_lead_id": link.lead_id, "b_contact_id": link.contact_id},
+        {"b_account_id": account_id, "b_site_id": site_id, "b_vid": vid, "b_lead_id": link.lead_id, "b_contact_id": link.contact_id,
+         "b_exclude": exclude_call},
     )
     if result.rowcount and link.lead_id is not None:
         conn.execute(leads.update().where(leads.c.id == link.lead_id).values(touches=leads.c.touches + result.rowcount))
@@ -329,7 +359,8 @@ def submit_form_txn(conn: Connection, values: dict[str, Any], *, repeat_window: 
         return submission, False
     at, site_id, vid = values["ts"], values["site_id"], values.get("vid")
     contact_id = find_or_create_contact_txn(
-        conn, values["account_id"], phone=values.get("phone"), email=values.get("email"), name=values.get("name"), now=at
+        conn, values["account_id"], phone=values.get("phone"), email=values.get("email"), name=values.get("name"), now=at,
+        hint=contact_for_visitor_txn(conn, site_id, vid) if vid else None,
     )
     snapshot: dict[str, Any] = {"match_method": "form"}
     if vid:

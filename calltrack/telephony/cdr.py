@@ -135,7 +135,9 @@ def _event(record: dict[str, str], tz: tzinfo) -> CallEvent:
         extra["total_duration"] = str(total)
     recording_url = record.get("recording_url")
     return CallEvent(
-        provider="cdr",
+        # The same provider as the PBX's live webhooks (call_id = uniqueid): a backfill adds to
+        # the call they made instead of making another.
+        provider="pbx",
         call_ref=call_ref,
         event_ref="cdr",
         kind="completed",

@@ -131,14 +131,25 @@ class CallEvent:
         return {k: v for k, v in self.__dict__.items() if v not in (None, {}, "")}
 
 
-def later_status(current: str | None, new: str | None) -> str | None:
-    """The status a call has after ``new`` arrives: it never moves backwards."""
+def later_status(current: str | None, new: str | None, *, answered: bool = False) -> str | None:
+    """The status a call has after ``new`` arrives: it never moves backwards.
+
+    Among the terminal statuses the answer does not depend on the order of arrival: a call
+    that was answered ended "completed"; one that was not takes the specific missed outcome
+    (busy, no-answer, failed, canceled) over a bare "completed" (the caller's own leg ends
+    "completed" whether or not anybody picked up at the other end).
+    """
     if new is None:
         return current
     if current is None:
-        return new
+        return "completed" if answered and new in TERMINAL else new
     if STATUS_RANK[new] > STATUS_RANK[current]:
-        return new
+        return "completed" if answered and new in TERMINAL else new
+    if current in TERMINAL and new in TERMINAL:
+        if answered:
+            return "completed"
+        if current == "completed" and new != "completed":
+            return new
     return current
 
 

@@ -27,7 +27,7 @@ from calltrack.config import HttpConfig, TelephonyConfig
 from calltrack.telephony import pbx, telnyx, twilio
 from calltrack.telephony.events import BadSignature, CallEvent, InvalidEvent
 from calltrack.telephony.service import TelephonyService
-from calltrack.telephony.store import Ingested
+from calltrack.telephony.store import Credential, Ingested
 from calltrack.web import params
 from calltrack.web.auth import require_account
 from calltrack.web.errors import ApiError
@@ -81,39 +81,63 @@ class TelephonyResources:
 
     async def _twilio_account(self, request: Request, form: dict[str, list[str]]) -> int:
         """The account whose secret signed this post (Twilio/SignalWire, or Telnyx TeXML)."""
+        first = lambda name: (form.get(name) or [None])[0]  # noqa: E731
+        # A child leg's "To" is the forwarding target; its parent call tells the account.
+        refs = [r for r in (first("ParentCallSid"), first("CallSid")) if r]
+        to = None if first("ParentCallSid") else first("To") or first("Called")
         signature = request.getHeader("x-twilio-signature")
         if signature is None and request.getHeader("telnyx-signature-ed25519") is not None:
-            to = (form.get("To") or form.get("Called") or [None])[0]
             creds = await self._telephony.candidate_credentials("telnyx", to)
-            index = self._verify_telnyx(request, creds)
-            return creds[index].account_id
-        account_sid = (form.get("AccountSid") or [""])[0]
+            return await self._resolve("telnyx", self._telnyx_signers(request, creds), to, refs)
+        account_sid = first("AccountSid") or ""
         if not signature or not account_sid:
             self._telephony.metrics.count("twilio", "bad_signature")
             raise _forged("Twilio")
         url = self._base + request.uri.decode("utf-8", "replace")
+        signers = []
         for cred in await self._telephony.twilio_credentials(account_sid[:64]):
             try:
                 twilio.verify_signature(url, form, signature, cred.secret)
             except BadSignature:
                 continue
-            return cred.account_id
-        self._telephony.metrics.count("twilio", "bad_signature")
-        raise _forged("Twilio")
+            signers.append(cred.account_id)
+        return await self._resolve("twilio", signers, to, refs)
 
-    def _verify_telnyx(self, request: Request, creds: Sequence[object]) -> int:
-        try:
-            return telnyx.verify_signature(
-                body_bytes(request),
-                request.getHeader("telnyx-signature-ed25519"),
-                request.getHeader("telnyx-timestamp"),
-                [c.secret for c in creds],  # type: ignore[attr-defined]
-                now=self._clock.seconds(),
-                tolerance=self._config.signature_tolerance_seconds,
+    async def _resolve(self, provider: str, signers: list[int], called_raw: str | None, call_refs: Sequence[str]) -> int:
+        """The one account among those whose secret verified the delivery.
+
+        Several tenants may share one provider account (an agency running its clients' numbers
+        from one Twilio account): then the dialled number's owner, or the account that already
+        holds the call, decides; a delivery that cannot be told apart is refused, not guessed.
+        """
+        if not signers:
+            self._telephony.metrics.count(provider, "bad_signature")
+            raise _forged({"twilio": "Twilio", "telnyx": "Telnyx", "pbx": "X-CT-Signature"}[provider])
+        account_id = await self._telephony.resolve_account(provider, sorted(set(signers)), called_raw, call_refs)
+        if account_id is None:
+            self._telephony.metrics.count(provider, "ambiguous")
+            raise ApiError(
+                403, "ambiguous_account",
+                "the signature is valid for several accounts and neither the number dialled nor the call tells which; nothing was stored",
             )
-        except BadSignature:
-            self._telephony.metrics.count("telnyx", "bad_signature")
-            raise _forged("Telnyx") from None
+        return account_id
+
+    def _telnyx_signers(self, request: Request, creds: Sequence[Credential]) -> list[int]:
+        signers = []
+        for cred in creds:
+            try:
+                telnyx.verify_signature(
+                    body_bytes(request),
+                    request.getHeader("telnyx-signature-ed25519"),
+                    request.getHeader("telnyx-timestamp"),
+                    [cred.secret],
+                    now=self._clock.seconds(),
+                    tolerance=self._config.signature_tolerance_seconds,
+                )
+            except BadSignature:
+                continue
+            signers.append(cred.account_id)
+        return signers
 
     async def _ingest(self, account_id: int, event: CallEvent) -> Ingested:
         return await self._telephony.ingest(account_id, event)
@@ -169,14 +193,21 @@ class TelephonyResources:
             event = telnyx.parse_event(raw)
         except InvalidEvent as e:
             # Only a signed payload earns a 400; a forged one is told it is forged.
-            self._verify_telnyx(request, await self._telephony.candidate_credentials("telnyx", None))
+            if not self._telnyx_signers(request, await self._telephony.candidate_credentials("telnyx", None)):
+                self._telephony.metrics.count("telnyx", "bad_signature")
+                raise _forged("Telnyx") from None
             self._telephony.metrics.count("telnyx", "invalid")
             raise ApiError(400, "invalid_event", str(e)) from None
-        creds = await self._telephony.candidate_credentials("telnyx", event.called_raw if event else None)
-        account_id = creds[self._verify_telnyx(request, creds)].account_id
+        called = event.called_raw if event else None
+        creds = await self._telephony.candidate_credentials("telnyx", called)
+        signers = self._telnyx_signers(request, creds)
         if event is None:
+            if not signers:
+                self._telephony.metrics.count("telnyx", "bad_signature")
+                raise _forged("Telnyx")
             self._telephony.metrics.count("telnyx", "ignored")
             return Response(200, {"ignored": True})
+        account_id = await self._resolve("telnyx", signers, called, [event.call_ref])
         result = await self._ingest(account_id, event)
         return Response(200, {"call_id": result.call.id, "duplicate": result.duplicate})
 
@@ -194,18 +225,22 @@ class TelephonyResources:
             event = pbx.parse_event(raw)
         except InvalidEvent as e:
             event, problem = None, e
-        creds = await self._telephony.candidate_credentials("pbx", event.called_raw if event else None)
-        try:
-            index = pbx.verify_signature(
-                header, raw, [c.secret for c in creds], now=self._clock.seconds(), tolerance=self._config.signature_tolerance_seconds
-            )
-        except BadSignature:
+        called = event.called_raw if event else None
+        signers = []
+        for cred in await self._telephony.candidate_credentials("pbx", called):
+            try:
+                pbx.verify_signature(header, raw, [cred.secret], now=self._clock.seconds(), tolerance=self._config.signature_tolerance_seconds)
+            except BadSignature:
+                continue
+            signers.append(cred.account_id)
+        if not signers:
             self._telephony.metrics.count("pbx", "bad_signature")
-            raise _forged("X-CT-Signature") from None
+            raise _forged("X-CT-Signature")
         if event is None:
             self._telephony.metrics.count("pbx", "invalid")
             raise ApiError(400, "invalid_event", str(problem))
-        result = await self._ingest(creds[index].account_id, event)
+        account_id = await self._resolve("pbx", signers, called, [event.call_ref])
+        result = await self._ingest(account_id, event)
         call = result.call
         return Response(
             200,
@@ -233,7 +268,8 @@ class TelephonyResources:
             before_id=params.integer(q.get("cursor"), "cursor", minimum=1) if q.get("cursor") else None,
             limit=params.integer(q.get("limit"), "limit", default=100, minimum=1, maximum=1000),
         )
-        body = {"calls": [c.to_json() for c in calls], "next_cursor": calls[-1].id if calls else None}
+        limit = params.integer(q.get("limit"), "limit", default=100, minimum=1, maximum=1000)
+        body = {"calls": [c.to_json() for c in calls], "next_cursor": calls[-1].id if len(calls) == limit else None}
         return Response(200, body)
 
     async def _call(self, request: Request, call_id: str) -> tuple[object, dict[str, object], list[dict[str, object]]]:

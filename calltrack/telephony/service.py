@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -114,6 +114,21 @@ class TelephonyService:
                 return await self._db.run("account_of_number", store.account_of_number_txn, e164)
         return None
 
+    async def resolve_account(self, provider: str, account_ids: list[int], called_raw: str | None, call_refs: Sequence[str]) -> int | None:
+        """Which of ``account_ids`` (all of whose secrets verified a delivery) it belongs to."""
+        if len(account_ids) == 1:
+            return account_ids[0]
+        if called_raw:
+            owner = await self._owner_of(called_raw)
+            if owner in account_ids:
+                return owner
+        if call_refs:
+            holders = await self._db.run("accounts_with_call", store.accounts_with_call_txn, provider, list(call_refs))
+            among = [a for a in holders if a in account_ids]
+            if len(among) == 1:
+                return among[0]
+        return None
+
     async def add_credential(
         self, account_id: int, provider: str, *, provider_account: str | None = None, secret: str | None = None, record_calls: bool = False
     ) -> Credential:
@@ -136,8 +151,14 @@ class TelephonyService:
     async def credentials_of(self, account_id: int) -> list[Credential]:
         return [c for c in await self._all_credentials(refresh=True) if c.account_id == account_id]
 
-    async def block_caller(self, account_id: int, phone: str, reason: str = "") -> None:
-        await self._db.run("block_caller", store.block_caller_txn, account_id, phone, reason, self._clock.seconds())
+    async def block_caller(self, account_id: int, phone: str, reason: str = "") -> int:
+        """Block a caller; returns how many of their leads became spam."""
+        return await self._db.run("block_caller", store.block_caller_txn, account_id, phone, reason, self._clock.seconds())
+
+    async def revoke_credential(self, account_id: int, credential_id: int) -> bool:
+        done = await self._db.run("revoke_credential", store.revoke_credential_txn, account_id, credential_id, self._clock.seconds())
+        self._credentials_at = float("-inf")
+        return done
 
     # -- events ----------------------------------------------------------------------------
 
@@ -169,18 +190,36 @@ class TelephonyService:
             )
         return result
 
-    def ingest_many_sync(self, account_id: int, region: str, events: Iterable[CallEvent], *, now: float) -> list[Ingested]:
-        """For the CLI (never the reactor): a bulk import, one transaction per 500 events."""
+    def ingest_many_sync(self, account_id: int, region: str, events: Iterable[CallEvent], *, now: float, keep: bool = True) -> Any:
+        """For the CLI (never the reactor): a bulk import, one transaction per 500 events.
+
+        Returns every result, or with ``keep=False`` only the counts (imported, duplicates,
+        {match method: count}), so a long import holds no more than one chunk in memory."""
         out: list[Ingested] = []
+        imported = duplicates = 0
+        methods: dict[str, int] = {}
         chunk: list[Delivery] = []
+
+        def flush() -> None:
+            nonlocal imported, duplicates
+            for r in self._db.run_sync("import_calls", store.ingest_batch_txn, chunk):
+                if keep:
+                    out.append(r)
+                if r.duplicate:
+                    duplicates += 1
+                else:
+                    imported += 1
+                    method = r.call.match_method or "none"
+                    methods[method] = methods.get(method, 0) + 1
+            chunk.clear()
+
         for event in events:
             chunk.append(self.delivery(account_id, event, region, now))
             if len(chunk) == 500:
-                out.extend(self._db.run_sync("import_calls", store.ingest_batch_txn, chunk))
-                chunk = []
+                flush()
         if chunk:
-            out.extend(self._db.run_sync("import_calls", store.ingest_batch_txn, chunk))
-        return out
+            flush()
+        return out if keep else (imported, duplicates, methods)
 
     async def record_calls(self, account_id: int) -> bool:
         return any(c.record_calls for c in await self._all_credentials() if c.account_id == account_id)

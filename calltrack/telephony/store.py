@@ -141,8 +141,14 @@ def _record(r: Any) -> CallRecord:
 
 
 def ingest_batch_txn(conn: Connection, deliveries: list[Delivery]) -> list[Ingested]:
-    """Apply a batch of deliveries in order (two events of one call may share a batch)."""
-    return [ingest_txn(conn, d) for d in deliveries]
+    """Apply a batch of deliveries, sorted by call (a stable sort: two events of one call keep
+    their order), so that on PostgreSQL concurrent batches lock call rows in the same order
+    and cannot deadlock on each other."""
+    order = sorted(range(len(deliveries)), key=lambda i: (deliveries[i].account_id, deliveries[i].event.provider, deliveries[i].event.call_ref))
+    results: list[Ingested | None] = [None] * len(deliveries)
+    for i in order:
+        results[i] = ingest_txn(conn, deliveries[i])
+    return results  # type: ignore[return-value]
 
 
 def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
@@ -164,7 +170,15 @@ def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
     changes = _merge(row, d)
     current = row | changes
     blocked = False
-    if current["match_method"] is None and current["tracking_number"] is not None:
+    if (
+        current["match_method"] is not None
+        and "started_at" in changes
+        and current["lead_id"] is None
+        and current["match_method"] != "static"
+    ):
+        current["match_method"] = None  # the call began earlier than first thought: match again at its real start
+    dialled_unreadable = d.event.called_raw is not None and d.called is None
+    if current["match_method"] is None and (current["tracking_number"] is not None or dialled_unreadable):
         match_changes, blocked = _match(conn, d, current)
         changes.update(match_changes)
         current.update(match_changes)
@@ -205,10 +219,15 @@ def _call_row(conn: Connection, d: Delivery) -> dict[str, Any]:
 
 
 def _start_time(ev: CallEvent, received_at: float) -> float | None:
+    """When the call began, as far as this event tells; a completion that came first
+    (with no start of its own) tells it from its end and its duration."""
     if ev.started_at is not None:
         return ev.started_at
     if ev.kind in ("started", "ringing"):
         return ev.occurred_at or received_at
+    end = ev.ended_at or (ev.occurred_at if ev.kind == "completed" else None)
+    if end is not None and ev.duration is not None:
+        return end - ev.duration
     return None
 
 
@@ -216,9 +235,6 @@ def _merge(row: dict[str, Any], d: Delivery) -> dict[str, Any]:
     """What this event adds to the call: status forward only, times and details filled in."""
     ev = d.event
     changes: dict[str, Any] = {}
-    status = later_status(row["status"], ev.status)
-    if status != row["status"]:
-        changes["status"] = status
     start = _start_time(ev, d.received_at)
     if start is not None and start < row["started_at"]:
         changes["started_at"] = start
@@ -226,8 +242,8 @@ def _merge(row: dict[str, Any], d: Delivery) -> dict[str, Any]:
     if answered is not None and (row["answered_at"] is None or answered < row["answered_at"]):
         changes["answered_at"] = answered
     ended = ev.ended_at or ((ev.occurred_at or d.received_at) if ev.kind == "completed" else None)
-    if ended is not None and row["ended_at"] is None:
-        changes["ended_at"] = ended
+    if ended is not None and (row["ended_at"] is None or ended > row["ended_at"]):
+        changes["ended_at"] = ended  # the call ends when its last leg does
     if ev.duration is not None and (row["duration"] is None or ev.duration > row["duration"]):
         changes["duration"] = ev.duration
     if ev.recording_url and not row["recording_url"]:
@@ -246,8 +262,12 @@ def _merge(row: dict[str, Any], d: Delivery) -> dict[str, Any]:
     ):
         if value and row[col] is None:
             changes[col] = value[:200]
-    # Talk time from the times when the provider sent none (Telnyx, some PBXs).
     merged = row | changes
+    answered = merged["answered_at"] is not None or bool(merged["duration"])
+    status = later_status(row["status"], ev.status, answered=answered)
+    if status != row["status"]:
+        changes["status"] = merged["status"] = status
+    # Talk time from the times when the provider sent none (Telnyx, some PBXs).
     if merged["status"] in TERMINAL and merged["duration"] is None and merged["answered_at"] and merged["ended_at"]:
         changes["duration"] = max(0, int(round(merged["ended_at"] - merged["answered_at"])))
     return changes
@@ -258,7 +278,11 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
     at = call["started_at"]
     known = _known_caller(conn, d.account_id, call["caller"])
     sources: dict[int, dict[str, Any]] = {}
-    dialled = numbers_store.dialled_number_txn(conn, d.account_id, call["tracking_number"])
+    dialled = (
+        numbers_store.dialled_number_txn(conn, d.account_id, call["tracking_number"])
+        if call["tracking_number"]
+        else numbers_store.DialledNumber(None)
+    )
     number, pool = dialled.number, dialled.pool
     m: Match
     forward_to = number.forward_to if number is not None else None
@@ -426,15 +450,17 @@ def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, A
     )
     if call["vid"] and call["site_id"] and call["caller"]:
         leads_store.link_visitor_txn(conn, contact_id, call["site_id"], call["vid"], at)
-        leads_store.adopt_interest_txn(conn, d.account_id, link, call["site_id"], call["vid"])
+        leads_store.adopt_interest_txn(conn, d.account_id, link, call["site_id"], call["vid"], exclude_call=call["id"])
     return {"contact_id": link.contact_id, "lead_id": link.lead_id}
 
 
 def _check_short_calls(conn: Connection, d: Delivery, call: dict[str, Any]) -> None:
-    """Very short calls repeated by one caller within a day make their lead spam, unless a
-    real conversation (a call at least that long) happened on it."""
+    """Very short answered calls repeated by one caller within a day make their lead spam,
+    unless a real conversation (a call at least that long) happened on it. Missed calls never
+    count: a person ringing again and again while nobody picks up is a lead we failed."""
     limit = d.rules.spam_short_call_seconds
-    short = sa.or_(calls.c.duration.is_(None), calls.c.duration < limit)
+    answered = sa.or_(calls.c.answered_at.is_not(None), calls.c.duration > 0)
+    short = sa.and_(answered, sa.func.coalesce(calls.c.duration, 0) < limit)
     count = conn.execute(
         sa.select(sa.func.count()).where(
             calls.c.account_id == d.account_id,
@@ -445,7 +471,7 @@ def _check_short_calls(conn: Connection, d: Delivery, call: dict[str, Any]) -> N
             calls.c.id != call["id"],
         )
     ).scalar_one()
-    this_short = call["duration"] is None or call["duration"] < limit
+    this_short = (call["answered_at"] is not None or bool(call["duration"])) and (call["duration"] or 0) < limit
     if not this_short or count + 1 < d.rules.spam_short_calls_per_day:
         return
     real = conn.execute(
@@ -532,10 +558,21 @@ def revoke_credential_txn(conn: Connection, account_id: int, cred_id: int, now: 
     return bool(result.rowcount)
 
 
-def block_caller_txn(conn: Connection, account_id: int, phone: str, reason: str, now: float) -> None:
+def block_caller_txn(conn: Connection, account_id: int, phone: str, reason: str, now: float) -> int:
+    """Block a caller: their later calls are rejected, and their leads become spam now.
+    Returns how many leads were marked."""
     insert_ignoring_conflicts(
         conn, caller_blocklist, dict(account_id=account_id, phone=phone, reason=reason, created_at=now), conflict=("account_id", "phone")
     )
+    contact_id = conn.execute(
+        sa.select(contacts.c.id).where(contacts.c.account_id == account_id, contacts.c.phone == phone)
+    ).scalar_one_or_none()
+    if contact_id is None:
+        return 0
+    lead_ids = conn.execute(sa.select(leads_store.leads.c.id).where(leads_store.leads.c.contact_id == contact_id)).scalars().all()
+    for lead_id in lead_ids:
+        leads_store.mark_lead_spam_txn(conn, lead_id, "blocklisted")
+    return len(lead_ids)
 
 
 def account_of_number_txn(conn: Connection, e164: str) -> int | None:
@@ -549,3 +586,11 @@ def account_of_number_txn(conn: Connection, e164: str) -> int | None:
         sa.select(numbers_store.pools.c.account_id).where(numbers_store.pools.c.overflow_number == e164).limit(1)
     ).scalar_one_or_none()
     return None if pool_account is None else int(pool_account)
+
+
+def accounts_with_call_txn(conn: Connection, provider: str, call_refs: list[str]) -> list[int]:
+    """The accounts holding a call with one of these provider ids."""
+    rows = conn.execute(
+        sa.select(sa.distinct(calls.c.account_id)).where(calls.c.provider == provider, calls.c.call_ref.in_(call_refs[:10]))
+    ).scalars().all()
+    return [int(r) for r in rows]

@@ -143,6 +143,11 @@ def parse_event(raw_body: bytes) -> CallEvent | None:
             return CallEvent(kind="started", status="ringing", started_at=started_at or occurred_at, **common)
         return CallEvent(kind="ringing", status="ringing", **common)
     if event_type == "call.answered":
+        if incoming:
+            # With Call Control the application answers the caller's leg before it transfers
+            # the call: that is not the advertiser picking up. The transferred (outgoing)
+            # leg's answer is.
+            return CallEvent(kind="ringing", status=None, started_at=started_at, **common)
         return CallEvent(kind="answered", status="in-progress", answered_at=occurred_at, started_at=started_at, **common)
     if event_type == "call.hangup":
         cause = payload.get("hangup_cause")

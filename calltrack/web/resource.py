@@ -156,6 +156,9 @@ class Router(Resource):
             return await route.handler(request, **params)
         except ApiError as e:
             return _error_response(e)
+        except UnicodeDecodeError:
+            # Twisted decodes header values as UTF-8 when a handler reads them.
+            return _error_response(ApiError(400, "malformed_header", "a request header is not valid UTF-8"))
         except Exception:
             logger.exception("unhandled error in %s %s", request.method.decode(), route.name)
             return _error_response(ApiError(500, "internal_error", "something went wrong on our side; it has been logged"))

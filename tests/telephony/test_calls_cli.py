@@ -47,3 +47,9 @@ def test_credentials_import_list_and_block(cli, tmp_path: Path) -> None:  # noqa
     assert "blocked +14155550177" in cli("calls", "block", "415-555-0177")
     assert "not a valid phone number" in cli("calls", "block", "12", ok=False) or "not a phone number" in cli("calls", "block", "12", ok=False)
     assert "cannot read" in cli("calls", "import", "missing.csv", ok=False)
+    assert "unknown time zone" in cli("calls", "import", "Master.csv", "--timezone", "Mars/Olympus", ok=False)
+    (tmp_path / "latin1.csv").write_bytes("src,dst,start\n4155550177,4155550150,2026-11-20 10:00:00 Jos\xe9\n".encode("latin-1"))
+    assert "not UTF-8" in cli("calls", "import", "latin1.csv", ok=False)
+    assert "revoked credential 1" in cli("telephony", "revoke", "1")
+    assert "no active credential 1" in cli("telephony", "revoke", "1", ok=False)
+    assert [c["provider"] for c in json.loads(cli("--json", "telephony", "list"))] == ["twilio"]

@@ -38,7 +38,7 @@ def test_headerless_master_csv() -> None:
     out = list(read_cdr(io.StringIO(MASTER, newline=""), tz=NY))
     assert problems(out) == []
     answered, missed, busy = events(out)
-    assert (answered.provider, answered.kind, answered.event_ref) == ("cdr", "completed", "cdr")
+    assert (answered.provider, answered.kind, answered.event_ref) == ("pbx", "completed", "cdr")
     assert (answered.call_ref, answered.status, answered.duration) == ("1767625200.1", "completed", 120)
     assert (answered.caller_raw, answered.called_raw, answered.caller_name) == ("4155550100", "4155550123", "Alice Smith")
     assert (answered.started_at, answered.answered_at, answered.ended_at) == (T0, T0 + 7, T0 + 127)

@@ -150,9 +150,12 @@ def test_call_initiated() -> None:
 
 
 def test_call_answered() -> None:
-    """call.answered answers the call at occurred_at."""
-    e = telnyx.parse_event(event("call.answered", "id-2", state="answered"))
+    """The transferred (outgoing) leg's call.answered is the advertiser picking up; the
+    caller's leg answered by the Call Control application is not."""
+    e = telnyx.parse_event(event("call.answered", "id-2", state="answered", direction="outgoing"))
     assert e is not None and (e.kind, e.status, e.answered_at) == ("answered", "in-progress", 1517610327.521992)
+    app_answer = telnyx.parse_event(event("call.answered", "id-3", state="answered"))
+    assert app_answer is not None and (app_answer.kind, app_answer.status, app_answer.answered_at) == ("ringing", None, None)
 
 
 @pytest.mark.parametrize(
