@@ -28,6 +28,7 @@ from calltrack.numbers.inputs import InvalidInput, new_number_from_json, parse_n
 from calltrack.numbers.resources import health_json, simulation_json
 from calltrack.numbers.store import Conflict, NotFound
 from calltrack.phones import format_national
+from calltrack.simulate import add_parser as add_simulate_parser
 
 logger = logging.getLogger("calltrack")
 
@@ -621,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed", help="create the demo account, site, pool and numbers if the database has none").set_defaults(func=cmd_demo_seed)
+    add_simulate_parser(sub)
     return parser
 
 

@@ -23,19 +23,16 @@ import requests
 from calltrack.cli import CliError
 from calltrack.config import CalltrackConfig, load_config
 from calltrack.leads.contacts import read_caller
-from calltrack.simulate import SOURCE_MIX, add_parser, plan_visitors
+from calltrack.cli import build_parser
+from calltrack.simulate import SOURCE_MIX, plan_visitors
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGIN = "https://acme.example"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    """The CLI's shape: a global --json, then the sub-command `add_parser` registers."""
-    parser = argparse.ArgumentParser(prog="calltrack")
-    parser.add_argument("--json", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    return parser.parse_args(argv)
+    """The real `calltrack` command line."""
+    return build_parser().parse_args(argv)
 
 
 # -- the plan (pure) ------------------------------------------------------------------------------
@@ -232,6 +229,16 @@ def test_a_pbx_run_then_the_same_seed_again(live: Live, capsys: pytest.CaptureFi
     assert live.scalar("SELECT count(*) FROM calls WHERE provider = 'pbx'") == 2 * s["calls"]["placed"]
     assert again["leads_created"] == 0 and again["leads_joined"] > 0
     assert live.scalar("SELECT count(*) FROM telephony_credentials WHERE provider = 'pbx'") == 1
+
+
+@pytest.mark.integration
+def test_the_text_summary(live: Live, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(["simulate", "--visitors", "4", "--seed", "9", "--call-rate", "1", "--provider", "pbx"])
+    args.func(live.config, args)
+    out = capsys.readouterr().out
+    assert out.startswith(f"simulated 4 visitors against {live.url}")
+    for line in ("visits   4 (", "leases ", "calls ", "placed:", "forms ", "leads ", "matched ", "errors   none"):
+        assert line in out, out
 
 
 @pytest.mark.integration
