@@ -182,7 +182,7 @@ class TelephonyService:
         result: Ingested = await self._db.run_batched(self._queue, delivery)
         self.metrics.count(event.provider, "duplicate" if result.duplicate else "stored")
         call = result.call
-        if call.match_method == "unmatched" and call.number_id is None and not result.duplicate and event.called_raw:
+        if result.matched_now and call.match_method == "unmatched" and call.number_id is None and event.called_raw:
             logger.warning(
                 "call %s to %s matched no tracking number of account %d; stored unmatched, forwarded to %s",
                 call.id, call.tracking_number or event.called_raw[:40], account_id, call.forwarded_to or "nobody (hung up)",

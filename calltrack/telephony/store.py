@@ -120,6 +120,8 @@ class Ingested:
     duplicate: bool
     # The caller is on the account's blocklist: the voice answer rejects the call.
     blocked: bool = False
+    # This delivery is the one that matched the call (the others of the call say nothing new).
+    matched_now: bool = False
 
 
 _DETAIL_COLUMNS = ("caller_name", "caller_city", "caller_region", "caller_country", "direction", "recording_url", "recording_duration")
@@ -191,7 +193,9 @@ def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
         changes["updated_at"] = d.received_at
         current["updated_at"] = d.received_at
         conn.execute(_update_call(tuple(sorted(changes))), {"b_" + k: v for k, v in changes.items()} | {"b_call_id": row["id"]})
-    return Ingested(_record(current), duplicate=False, blocked=blocked or current["spam_reason"] == "blocklisted")
+    return Ingested(
+        _record(current), duplicate=False, blocked=blocked or current["spam_reason"] == "blocklisted", matched_now="match_method" in changes
+    )
 
 
 _CALL_COLUMNS = tuple(c.name for c in calls.c)
