@@ -90,7 +90,7 @@ def build_app(
     NumberResources(numbers, accounts, gate, clock).register(router)
     forms = FormsService(db, clock, config.leads)
     FormResources(forms, accounts, gate).register(router)
-    leads = LeadsService(db)
+    leads = LeadsService(db, clock, config.leads)
     LeadResources(leads, accounts).register(router)
     telephony = TelephonyService(db, clock, accounts, config.leads, registry=registry)
     TelephonyResources(telephony, accounts, clock, config.http, config.telephony).register(router)

@@ -455,6 +455,50 @@ def cmd_calls_block(config: CalltrackConfig, args: argparse.Namespace) -> None:
     _print({"blocked": phone}, args.json, f"blocked {phone}: their calls are rejected and their leads are spam")
 
 
+def cmd_leads_import_outcomes(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    """A CRM's export of what became of the leads, applied row by row like PATCH /v1/leads/{id}."""
+    from calltrack.leads.contacts import normalise_email, read_caller
+    from calltrack.leads.outcomes import OutcomeProblem, read_outcomes_csv
+    from calltrack.leads.store import LeadNotFound
+    from calltrack.scoring.stages import InvalidOutcome, InvalidTransition
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        handle = open(args.file, encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
+    applied = 0
+    problems: list[dict[str, Any]] = []
+    with handle:
+        try:
+            for item in read_outcomes_csv(handle):
+                if isinstance(item, OutcomeProblem):
+                    problems.append({"line": item.line, "message": item.message})
+                    continue
+                lead_id = item.lead_id or app.leads.find_sync(
+                    account.id,
+                    phone=read_caller(item.phone, account.default_region).e164 if item.phone else None,
+                    email=normalise_email(item.email),
+                )
+                if lead_id is None:
+                    problems.append({"line": item.line, "message": "no lead of this account has that phone or email"})
+                    continue
+                try:
+                    app.leads.update_sync(account.id, lead_id, item.outcome, actor="csv", now=time.time())
+                    applied += 1
+                except LeadNotFound:
+                    problems.append({"line": item.line, "message": f"no lead {lead_id} in this account"})
+                except (InvalidTransition, InvalidOutcome) as e:
+                    problems.append({"line": item.line, "message": str(e)})
+        except UnicodeDecodeError:
+            raise CliError(f"{args.file} is not UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8)") from None
+    text = f"applied {applied} outcomes, {len(problems)} rows refused"
+    for p in problems[:20]:
+        text += f"\n  line {p['line']}: {p['message']}"
+    _print({"applied": applied, "refused": len(problems), "problems": problems[:100]}, args.json, text)
+
+
 def cmd_demo_seed(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from calltrack.demo import seed_demo
 
@@ -619,6 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason")
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_calls_block)
+
+    leads = sub.add_parser("leads", help="leads").add_subparsers(dest="leads_command", required=True)
+    p = leads.add_parser("import-outcomes", help="apply a CRM export (lead_id or phone/email, stage, value, currency, loss_reason, owner, notes, budget/authority/need/timing)")
+    p.add_argument("file")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_leads_import_outcomes)
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed", help="create the demo account, site, pool and numbers if the database has none").set_defaults(func=cmd_demo_seed)

@@ -87,6 +87,9 @@ class LeadsConfig:
     # This many calls shorter than spam_short_call_seconds from one caller in a day: spam.
     spam_short_calls_per_day: int = 3
     spam_short_call_seconds: int = 10
+    # Speed to lead: respond within the target; past the limit a lead is overdue.
+    response_target_seconds: int = 300
+    response_limit_seconds: int = 7200
 
 
 @dataclass(frozen=True)

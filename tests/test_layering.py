@@ -31,6 +31,8 @@ PURE_MODULES = [
     "calltrack/telephony/telnyx.py",
     "calltrack/telephony/pbx.py",
     "calltrack/telephony/cdr.py",
+    "calltrack/scoring/stages.py",
+    "calltrack/leads/outcomes.py",
 ]
 # These must not even import the clock or randomness modules.
 NO_TIME_OR_RANDOM_IMPORT = ["calltrack/numbers/rules.py", "calltrack/numbers/channels.py", "calltrack/numbers/sizing.py"]

@@ -314,6 +314,21 @@ leads = sa.Table(
     sa.Column("number_id", sa.Integer),
     sa.Column("touchpoint_id", sa.Integer),
     sa.Column("vid", sa.String(64)),
+    # Sales outcomes (PATCH /v1/leads/{id}, calltrack leads import-outcomes).
+    sa.Column("owner", sa.String(200)),
+    sa.Column("value", sa.Numeric(14, 2, asdecimal=False)),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("loss_reason", sa.String(200)),
+    # JSON {budget, authority, need, timing: bool}.
+    sa.Column("bant", sa.Text),
+    sa.Column("notes", sa.Text),
+    sa.Column("converted_at", Time),
+    sa.Column("stage_changed_at", Time),
+    # 'system' or 'sales': a stage sales set is not moved by automatic scoring.
+    sa.Column("stage_set_by", sa.String(8), nullable=False, server_default="system"),
+    # Speed to lead: the first answered call after the lead appeared, or the first move to a
+    # stage that means somebody got hold of the person.
+    sa.Column("first_response_at", Time),
     sa.Index("ix_leads_account_created", "account_id", "created_at"),
     sa.Index("ix_leads_contact_activity", "contact_id", "last_activity_at"),
 )
@@ -402,4 +417,18 @@ caller_blocklist = sa.Table(
     sa.Column("reason", sa.String(200), nullable=False, server_default=""),
     sa.Column("created_at", Time, nullable=False),
     sa.UniqueConstraint("account_id", "phone"),
+)
+
+lead_events = sa.Table(
+    "lead_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("lead_id", sa.ForeignKey("leads.id"), nullable=False, index=True),
+    sa.Column("ts", Time, nullable=False),
+    # What changed: 'stage', 'owner', 'value', 'currency', 'loss_reason', 'bant', 'notes'.
+    sa.Column("field", sa.String(16), nullable=False),
+    sa.Column("old", sa.Text),
+    sa.Column("new", sa.Text),
+    # Who or what: 'api', 'csv', 'cli', 'system' (ingestion, spam rules).
+    sa.Column("actor", sa.String(64), nullable=False),
 )

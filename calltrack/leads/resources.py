@@ -16,15 +16,16 @@ from calltrack.accounts.service import AccountsService
 from calltrack.accounts.store import Site
 from calltrack.leads.forms import InvalidForm, read_form
 from calltrack.leads.service import FormsService, LeadsService
-from calltrack.leads.store import LeadFilters
+from calltrack.leads.outcomes import read_outcome
+from calltrack.leads.store import LeadFilters, LeadNotFound
+from calltrack.scoring.stages import STAGES, InvalidOutcome, InvalidTransition
 from calltrack.numbers.resources import PublicSiteGate
 from calltrack.web import params
 from calltrack.web.auth import require_account
 from calltrack.web.errors import ApiError
-from calltrack.web.resource import Response, Router, query_params, request_params
+from calltrack.web.resource import Response, Router, json_body, query_params, request_params
 
 _FORM_TYPE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
-STAGES = ("new", "contacted", "mql", "sql", "customer", "nurturing", "lost", "spam")
 KINDS = ("call", "callback", "form")
 
 
@@ -88,6 +89,7 @@ class LeadResources:
     def register(self, router: Router) -> None:
         router.add("GET", r"/v1/leads", self.list, name="/v1/leads")
         router.add("GET", r"/v1/leads/(?P<lead_id>\d+)", self.get, name="/v1/leads/{id}")
+        router.add("PATCH", r"/v1/leads/(?P<lead_id>\d+)", self.patch, name="/v1/leads/{id}")
 
     async def list(self, request: Request) -> Response:
         """Leads newest first. Filters: from/to (creation time), source, campaign, channel,
@@ -114,7 +116,7 @@ class LeadResources:
         )
         leads = await self._leads.list(account_id, filters)
         more = len(leads) == filters.limit
-        return Response(200, {"leads": [lead.to_json() for lead in leads], "next_cursor": leads[-1].id if leads and more else None})
+        return Response(200, {"leads": [self._leads.to_json(lead) for lead in leads], "next_cursor": leads[-1].id if leads and more else None})
 
     async def get(self, request: Request, lead_id: str) -> Response:
         account_id = await require_account(request, self._accounts)
@@ -122,3 +124,18 @@ class LeadResources:
         if detail is None:
             raise ApiError(404, "not_found", "no such lead in this account")
         return Response(200, detail)
+
+    async def patch(self, request: Request, lead_id: str) -> Response:
+        """A sales outcome: stage, owner, value and currency, loss reason, BANT, notes."""
+        account_id = await require_account(request, self._accounts)
+        lead_number = params.path_id(lead_id, "lead")
+        try:
+            outcome = read_outcome(json_body(request))
+            lead = await self._leads.update(account_id, lead_number, outcome, actor="api")
+        except InvalidTransition as e:
+            raise ApiError(409, "invalid_transition", str(e), details={"stage": e.current, "allowed": list(e.allowed)}) from None
+        except InvalidOutcome as e:
+            raise ApiError(400, "invalid_outcome", str(e)) from None
+        except LeadNotFound:
+            raise ApiError(404, "not_found", "no such lead in this account") from None
+        return Response(200, self._leads.to_json(lead))

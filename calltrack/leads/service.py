@@ -67,18 +67,57 @@ class FormsService:
 
 
 class LeadsService:
-    def __init__(self, db: DBPool) -> None:
+    def __init__(self, db: DBPool, clock: Clock, config: LeadsConfig | None = None) -> None:
         self._db = db
+        self._clock = clock
+        self._config = config or LeadsConfig()
+
+    def to_json(self, lead: Lead) -> dict[str, Any]:
+        """The lead as the API shows it, with its speed to lead as of now."""
+        return lead.to_json() | {"speed": speed_to_lead(lead, self._clock.seconds(), self._config)}
 
     async def list(self, account_id: int, filters: LeadFilters) -> list[Lead]:
         return await self._db.run("list_leads", store.list_leads_txn, account_id, filters)
 
     async def detail(self, account_id: int, lead_id: int) -> dict[str, Any] | None:
-        """The lead with its calls, forms and the person's touchpoints, in time order."""
-        return await self._db.run("lead_detail", _lead_detail_txn, account_id, lead_id)
+        """The lead with its calls, forms and the person's touchpoints in time order, and the
+        history of what sales and the rules changed."""
+        detail = await self._db.run("lead_detail", _lead_detail_txn, account_id, lead_id)
+        if detail is None:
+            return None
+        lead, body = detail
+        speed = speed_to_lead(lead, self._clock.seconds(), self._config)
+        calls = [item["call"] for item in body["timeline"] if item["type"] == "call"]
+        # A person who rang, got nobody, and has had no answer from us since.
+        speed["missed_not_called_back"] = bool(calls) and lead.first_response_at is None and all(c["answered_at"] is None for c in calls)
+        return body | {"speed": speed}
+
+    async def update(self, account_id: int, lead_id: int, outcome: dict[str, Any], *, actor: str) -> Lead:
+        """Apply a sales outcome (raises LeadNotFound, InvalidTransition, InvalidOutcome)."""
+        return await self._db.run("lead_outcome", store.apply_outcome_txn, account_id, lead_id, outcome, actor=actor, now=self._clock.seconds())
+
+    def update_sync(self, account_id: int, lead_id: int, outcome: dict[str, Any], *, actor: str, now: float) -> Lead:
+        return self._db.run_sync("lead_outcome", store.apply_outcome_txn, account_id, lead_id, outcome, actor=actor, now=now)
+
+    def find_sync(self, account_id: int, *, phone: str | None, email: str | None) -> int | None:
+        return self._db.run_sync("find_lead", store.find_lead_txn, account_id, phone=phone, email=email)
 
 
-def _lead_detail_txn(conn: Any, account_id: int, lead_id: int) -> dict[str, Any] | None:
+def speed_to_lead(lead: Lead, now: float, config: LeadsConfig) -> dict[str, Any]:
+    """How fast the lead was answered: seconds to the first response, and where that stands
+    against the target (default 5 minutes) and the limit (default 2 hours)."""
+    target, limit = config.response_target_seconds, config.response_limit_seconds
+    if lead.first_response_at is not None:
+        seconds = max(0.0, lead.first_response_at - lead.created_at)
+        status = "on_time" if seconds <= target else "late" if seconds <= limit else "too_late"
+    else:
+        seconds = None
+        waited = now - lead.created_at
+        status = "closed" if lead.stage in ("lost", "spam") else "waiting" if waited <= limit else "overdue"
+    return {"first_response_at": lead.first_response_at, "response_seconds": seconds, "target_seconds": target, "limit_seconds": limit, "status": status}
+
+
+def _lead_detail_txn(conn: Any, account_id: int, lead_id: int) -> tuple[Lead, dict[str, Any]] | None:
     lead = store.get_lead_txn(conn, account_id, lead_id)
     if lead is None:
         return None
@@ -94,4 +133,5 @@ def _lead_detail_txn(conn: Any, account_id: int, lead_id: int) -> dict[str, Any]
         + [{"type": "form", "ts": f.ts, "form": f.to_json()} for f in forms]
     )
     timeline.sort(key=lambda item: (item["ts"], ("touchpoint", "call", "form").index(item["type"])))
-    return lead.to_json() | {"visitors": [{"site_id": s, "vid": v} for s, v in visitors], "timeline": timeline}
+    history = store.lead_history_txn(conn, lead_id)
+    return lead, lead.to_json() | {"visitors": [{"site_id": s, "vid": v} for s, v in visitors], "timeline": timeline, "history": history}

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from calltrack.numbers import store as numbers_store
+from calltrack.db.schema import calls, contact_visitors, contacts, form_submissions, lead_events, leads
 from calltrack.db.statements import insert_ignoring_conflicts
-from calltrack.db.schema import calls, contact_visitors, contacts, form_submissions, leads
+from calltrack.numbers import store as numbers_store
+from calltrack.scoring.stages import RESPONDED_STAGES, InvalidOutcome, bant_stage, check_transition, read_bant
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,9 @@ def find_or_create_contact_txn(
     current = {"phone": keep.phone, "email": keep.email, "name": keep.name}
     for other in (found[i] for i in sorted(found) if i != keep.id):
         _merge_contact(conn, other.id, keep.id, now)
-        for field in ("phone", "email", "name"):
-            if current[field] is None and getattr(other, field) is not None:
-                current[field] = getattr(other, field)
+        for key in ("phone", "email", "name"):
+            if current[key] is None and getattr(other, key) is not None:
+                current[key] = getattr(other, key)
     if phone and current["phone"] is None and not _taken(conn, account_id, contacts.c.phone, phone):
         current["phone"] = phone
     if email and current["email"] is None and not _taken(conn, account_id, contacts.c.email, email):
@@ -194,7 +195,7 @@ def attach_to_lead_txn(
         if spam_reason is None:  # a spam touch is tied to the person but counts for nothing
             conn.execute(_JOIN_LEAD, {"b_lead_id": open_lead.id, "b_at": at})
         elif spam_reason == "blocklisted":
-            mark_lead_spam_txn(conn, int(open_lead.id), spam_reason)
+            mark_lead_spam_txn(conn, int(open_lead.id), spam_reason, now=at)
         return LeadLink(contact_id, int(open_lead.id), False)
     row = dict.fromkeys(LEAD_SOURCE_FIELDS) | {k: v for k, v in (snapshot or {}).items() if k in LEAD_SOURCE_FIELDS}
     row.update(
@@ -254,10 +255,121 @@ def set_form_link_txn(conn: Connection, form_id: int, link: LeadLink) -> None:
     conn.execute(form_submissions.update().where(form_submissions.c.id == form_id).values(contact_id=link.contact_id, lead_id=link.lead_id))
 
 
-def mark_lead_spam_txn(conn: Connection, lead_id: int, reason: str) -> None:
-    conn.execute(
-        leads.update().where(leads.c.id == lead_id, leads.c.spam_reason.is_(None)).values(stage="spam", spam_reason=reason)
-    )
+def mark_lead_spam_txn(conn: Connection, lead_id: int, reason: str, *, now: float | None = None) -> None:
+    """Spam, by a rule: kept with its reason, out of every count. A stage sales set stands."""
+    row = conn.execute(
+        sa.select(leads.c.stage, leads.c.last_activity_at).where(
+            leads.c.id == lead_id, leads.c.spam_reason.is_(None), leads.c.stage_set_by != "sales"
+        )
+    ).one_or_none()
+    if row is None:
+        return
+    at = now if now is not None else row.last_activity_at
+    conn.execute(leads.update().where(leads.c.id == lead_id).values(stage="spam", spam_reason=reason, stage_changed_at=at))
+    conn.execute(lead_events.insert().values(lead_id=lead_id, ts=at, field="stage", old=row.stage, new="spam", actor=f"system:{reason}"))
+
+
+def note_response_txn(conn: Connection, lead_id: int, at: float) -> None:
+    """Speed to lead: the lead's first response, if it has none yet and this came after it."""
+    conn.execute(_FIRST_RESPONSE, {"b_lead_id": lead_id, "b_at": at})
+
+
+_FIRST_RESPONSE = (
+    leads.update()
+    .where(leads.c.id == sa.bindparam("b_lead_id"), leads.c.first_response_at.is_(None), leads.c.created_at <= sa.bindparam("b_at"))
+    .values(first_response_at=sa.bindparam("b_at"))
+)
+
+
+# -- sales outcomes --------------------------------------------------------------------------
+
+OUTCOME_FIELDS = ("stage", "owner", "value", "currency", "loss_reason", "spam_reason", "bant", "notes")
+
+
+class LeadNotFound(LookupError):
+    pass
+
+
+def apply_outcome_txn(
+    conn: Connection, account_id: int, lead_id: int, outcome: dict[str, Any], *, actor: str, now: float
+) -> Lead:
+    """Record what sales says of a lead: stage (checked against the allowed moves; BANT
+    answers decide SQL or nurturing when no stage is given), owner, value, loss reason, notes.
+    Every change is appended to ``lead_events``; nothing is overwritten without a trace."""
+    q = sa.select(leads).where(leads.c.id == lead_id, leads.c.account_id == account_id)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).one_or_none()
+    if row is None:
+        raise LeadNotFound(lead_id)
+    changes: dict[str, Any] = {}
+    bant = None
+    if "bant" in outcome:
+        bant = dict(json.loads(row.bant) if row.bant else {}) | read_bant(outcome["bant"])
+        changes["bant"] = json.dumps(bant, sort_keys=True)
+    stage = outcome.get("stage")
+    if stage is None and bant is not None:
+        stage = bant_stage(bant)
+    if stage is not None and stage != row.stage:
+        check_transition(row.stage, stage)
+        changes.update(stage=stage, stage_changed_at=now, stage_set_by="sales")
+        if stage == "customer":
+            changes["converted_at"] = now
+        if stage in RESPONDED_STAGES and row.first_response_at is None:
+            changes["first_response_at"] = now
+        if row.stage == "spam":
+            changes["spam_reason"] = None
+    final_stage = changes.get("stage", row.stage)
+    for key in ("owner", "value", "currency", "loss_reason", "notes"):
+        if key in outcome and outcome[key] != getattr(row, key):
+            changes[key] = outcome[key]
+    if final_stage == "spam" and "stage" in changes:
+        reason = outcome.get("spam_reason")
+        if not reason:
+            raise InvalidOutcome("marking a lead spam needs a spam_reason")
+        changes["spam_reason"] = reason
+    if final_stage == "lost" and not changes.get("loss_reason", row.loss_reason):
+        raise InvalidOutcome("a lost lead needs a loss_reason (no response, refused to talk, refused to buy…)")
+    if "value" in changes and changes["value"] is not None and not changes.get("currency", row.currency):
+        changes["currency"] = outcome.get("currency") or None
+    if changes:
+        conn.execute(leads.update().where(leads.c.id == lead_id).values(**changes))
+        conn.execute(
+            lead_events.insert(),
+            [
+                {"lead_id": lead_id, "ts": now, "field": key, "old": _text(getattr(row, key)), "new": _text(changes[key]), "actor": actor}
+                for key in ("stage", "owner", "value", "currency", "loss_reason", "bant", "notes")
+                if key in changes
+            ],
+        )
+    lead = get_lead_txn(conn, account_id, lead_id)
+    assert lead is not None
+    return lead
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def lead_history_txn(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(lead_events).where(lead_events.c.lead_id == lead_id).order_by(lead_events.c.id)).all()
+    return [{"ts": r.ts, "field": r.field, "old": r.old, "new": r.new, "actor": r.actor} for r in rows]
+
+
+def find_lead_txn(conn: Connection, account_id: int, *, phone: str | None = None, email: str | None = None) -> int | None:
+    """The newest lead of the person with this phone or email (for CRM exports without our ids)."""
+    for col, value in ((contacts.c.phone, phone), (contacts.c.email, email)):
+        if value:
+            found = conn.execute(
+                sa.select(leads.c.id)
+                .join(contacts, contacts.c.id == leads.c.contact_id)
+                .where(leads.c.account_id == account_id, col == value)
+                .order_by(leads.c.created_at.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if found is not None:
+                return int(found)
+    return None
 
 
 # -- reading leads ---------------------------------------------------------------------------
@@ -277,12 +389,15 @@ class Lead:
     last_activity_at: float
     touches: int
     source: dict[str, Any]
+    sales: dict[str, Any] = field(default_factory=dict)
+    first_response_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "contact": self.contact, "site_id": self.site_id, "kind": self.kind, "form_type": self.form_type,
             "stage": self.stage, "spam_reason": self.spam_reason, "created_at": self.created_at,
-            "last_activity_at": self.last_activity_at, "touches": self.touches, "source": self.source,
+            "last_activity_at": self.last_activity_at, "touches": self.touches, "source": self.source, "sales": self.sales,
+            "first_response_at": self.first_response_at,
         }
 
 
@@ -303,10 +418,15 @@ _LEAD_COLUMNS = (leads, contacts.c.phone.label("c_phone"), contacts.c.email.labe
 
 
 def _lead(r: Any) -> Lead:
+    sales = {
+        "owner": r.owner, "value": r.value, "currency": r.currency, "loss_reason": r.loss_reason,
+        "bant": json.loads(r.bant) if r.bant else None, "notes": r.notes, "converted_at": r.converted_at,
+        "stage_changed_at": r.stage_changed_at, "stage_set_by": r.stage_set_by,
+    }
     return Lead(
         r.id, r.account_id, {"id": r.contact_id, "phone": r.c_phone, "email": r.c_email, "name": r.c_name}, r.site_id,
         r.kind, r.form_type, r.stage, r.spam_reason, r.created_at, r.last_activity_at, r.touches,
-        {k: getattr(r, k) for k in LEAD_SOURCE_FIELDS},
+        {k: getattr(r, k) for k in LEAD_SOURCE_FIELDS}, sales, r.first_response_at,
     )
 
 

@@ -187,6 +187,8 @@ def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
     if current["lead_id"] is None and current["match_method"] is not None:
         changes.update(_to_lead(conn, d, current))
         current.update(changes)
+    if current["lead_id"] is not None and current["answered_at"] is not None and ("answered_at" in changes or "lead_id" in changes):
+        leads_store.note_response_txn(conn, current["lead_id"], current["answered_at"])
     if ev.status in TERMINAL and current["lead_id"] is not None and current["caller"]:
         _check_short_calls(conn, d, current)
     if changes:
@@ -482,7 +484,7 @@ def _check_short_calls(conn: Connection, d: Delivery, call: dict[str, Any]) -> N
         sa.select(calls.c.id).where(calls.c.lead_id == call["lead_id"], calls.c.duration >= limit).limit(1)
     ).first()
     if real is None:
-        leads_store.mark_lead_spam_txn(conn, call["lead_id"], "short_repeated_calls")
+        leads_store.mark_lead_spam_txn(conn, call["lead_id"], "short_repeated_calls", now=d.received_at)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -575,7 +577,7 @@ def block_caller_txn(conn: Connection, account_id: int, phone: str, reason: str,
         return 0
     lead_ids = conn.execute(sa.select(leads_store.leads.c.id).where(leads_store.leads.c.contact_id == contact_id)).scalars().all()
     for lead_id in lead_ids:
-        leads_store.mark_lead_spam_txn(conn, lead_id, "blocklisted")
+        leads_store.mark_lead_spam_txn(conn, lead_id, "blocklisted", now=now)
     return len(lead_ids)
 
 

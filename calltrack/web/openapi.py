@@ -147,6 +147,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [_id()],
         "responses": {"200": _json("Lead"), **_ACCOUNT_ERRORS},
     },
+    ("PATCH", "/v1/leads/{id}"): {
+        "summary": "A sales outcome: stage (checked against the allowed moves; 409 lists them), owner, value and currency, loss reason, BANT, notes",
+        "description": "BANT answers without a stage decide it: all four true → sql, any false → nurturing. A stage set here is not moved by automatic rules. Every change is kept in the lead's history.",
+        "parameters": [_id()],
+        "requestBody": _body("LeadOutcome"),
+        "responses": {"200": _json("Lead"), "409": _ERROR, **_ACCOUNT_ERRORS},
+    },
     ("GET", "/ct.js"): {"summary": "The number-swap script", "security": [], "responses": {"200": {"description": "JavaScript"}, "304": {"description": "not modified"}}},
     ("GET", "/demo"): {"summary": "A demo landing page using ct.js", "security": [], "parameters": [_q("site", "site key (default: the demo site)")], "responses": {"200": {"description": "HTML"}, "404": _ERROR}},
     ("POST", "/demo"): {"summary": "The demo page's contact form target (ct.js has already captured the form)", "security": [], "responses": {"200": {"description": "HTML"}}},
@@ -267,6 +274,16 @@ SCHEMAS: dict[str, Any] = {
             "created_at": _NUM, "last_activity_at": _NUM, "touches": _INT, "source": {"type": "object"},
             "timeline": {"type": "array", "items": {"type": "object"}, "description": "GET /v1/leads/{id} only"},
         },
+    },
+    "LeadOutcome": {
+        "type": "object",
+        "properties": {
+            "stage": {"enum": ["new", "contacted", "mql", "sql", "customer", "nurturing", "lost", "spam"]},
+            "owner": _NSTR, "value": {"type": ["number", "null"], "minimum": 0}, "currency": _NSTR, "loss_reason": _NSTR,
+            "spam_reason": _NSTR, "notes": _NSTR,
+            "bant": {"type": "object", "properties": {k: {"type": "boolean"} for k in ("budget", "authority", "need", "timing")}, "additionalProperties": False},
+        },
+        "additionalProperties": False,
     },
     "PingRequest": {"type": "object", "properties": {"site": _STR, "vid": _STR, "sid": _STR}, "required": ["site", "vid"]},
     "Site": {
