@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from calltrack.db.schema import calls, contact_visitors, contacts, form_submissions, lead_events, leads
+from calltrack.db.schema import accounts, calls, contact_visitors, contacts, form_submissions, lead_events, leads
 from calltrack.db.statements import insert_ignoring_conflicts
 from calltrack.numbers import store as numbers_store
 from calltrack.scoring.stages import RESPONDED_STAGES, InvalidOutcome, bant_stage, check_transition, read_bant
@@ -330,8 +330,9 @@ def apply_outcome_txn(
         changes["spam_reason"] = reason
     if final_stage == "lost" and not changes.get("loss_reason", row.loss_reason):
         raise InvalidOutcome("a lost lead needs a loss_reason (no response, refused to talk, refused to buy…)")
-    if "value" in changes and changes["value"] is not None and not changes.get("currency", row.currency):
-        changes["currency"] = outcome.get("currency") or None
+    if changes.get("value") is not None and not changes.get("currency", row.currency):
+        # A value without a currency is in the account's own.
+        changes["currency"] = conn.execute(sa.select(accounts.c.currency).where(accounts.c.id == account_id)).scalar_one()
     if changes:
         conn.execute(leads.update().where(leads.c.id == lead_id).values(**changes))
         conn.execute(

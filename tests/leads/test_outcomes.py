@@ -96,6 +96,7 @@ def test_failed_bant_sends_the_lead_to_nurturing_and_lost_needs_a_reason(http, t
     status, err, _ = patch(http, tenant, lead_id, {"stage": "lost"})
     assert status == 400 and "loss_reason" in err["error"]["message"]
     assert patch(http, tenant, lead_id, {"stage": "lost", "loss_reason": "no budget"})[1]["sales"]["loss_reason"] == "no budget"
+    assert patch(http, tenant, lead_id, {"value": 300})[1]["sales"]["currency"] == "USD"  # the account's own
     status, err, _ = patch(http, tenant, lead_id, {"stage": "sql"})
     assert status == 409 and set(err["error"]["allowed"]) == {"nurturing", "contacted"}
 
