@@ -7,6 +7,7 @@ Commands that change data run the same service code as the HTTP API, on the call
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
@@ -485,7 +486,7 @@ def cmd_leads_import_outcomes(config: CalltrackConfig, args: argparse.Namespace)
                     problems.append({"line": item.line, "message": "no lead of this account has that phone or email"})
                     continue
                 try:
-                    app.leads.update_sync(account.id, lead_id, item.outcome, actor="csv", now=time.time())
+                    app.leads.update_sync(account.id, lead_id, item.outcome, actor=f"csv:{Path(args.file).name}"[:64], now=time.time())
                     applied += 1
                 except LeadNotFound:
                     problems.append({"line": item.line, "message": f"no lead {lead_id} in this account"})
@@ -493,6 +494,8 @@ def cmd_leads_import_outcomes(config: CalltrackConfig, args: argparse.Namespace)
                     problems.append({"line": item.line, "message": str(e)})
         except UnicodeDecodeError:
             raise CliError(f"{args.file} is not UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8)") from None
+        except csv.Error as e:
+            raise CliError(f"{args.file}: not a readable CSV ({e}); {applied} rows were applied before it") from None
     text = f"applied {applied} outcomes, {len(problems)} rows refused"
     for p in problems[:20]:
         text += f"\n  line {p['line']}: {p['message']}"

@@ -17,7 +17,9 @@ from typing import Any
 from calltrack.scoring.stages import BANT_KEYS, STAGES, InvalidOutcome, read_bant
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_AMOUNT = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?$")
 _LIMITS = {"owner": 200, "loss_reason": 200, "spam_reason": 64, "notes": 5000}
+MAX_VALUE = 999_999_999_999.99  # Numeric(14, 2)
 FIELDS = ("stage", "owner", "value", "currency", "loss_reason", "spam_reason", "bant", "notes")
 
 
@@ -36,9 +38,10 @@ def read_outcome(body: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "bant":
             out[key] = read_bant(value)
         elif key == "value":
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value < 1e12):
-                raise InvalidOutcome("value must be a number between 0 and 10^12, or null")
-            out[key] = None if value is None else round(float(value), 2)
+            rounded = None if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) else round(float(value), 2)
+            if value is not None and (rounded is None or not math.isfinite(rounded) or not 0 <= rounded <= MAX_VALUE):
+                raise InvalidOutcome("value must be a number between 0 and 999999999999.99, or null")
+            out[key] = rounded
         elif key == "currency":
             if value is not None and (not isinstance(value, str) or not _CURRENCY.match(value.upper())):
                 raise InvalidOutcome("currency must be a 3-letter ISO 4217 code")
@@ -96,6 +99,8 @@ def read_outcomes_csv(lines: Iterable[str]) -> Iterator[OutcomeRow | OutcomeProb
         bant: dict[str, bool] = {}
         try:
             if clean.get("value"):
+                if not _AMOUNT.match(clean["value"]):
+                    raise InvalidOutcome("value must be written like 1200, 1200.50 or 1,200.50")
                 body["value"] = float(clean["value"].replace(",", ""))
             for key in BANT_KEYS:
                 answer = clean.get(key, "").lower()

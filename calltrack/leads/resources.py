@@ -131,7 +131,7 @@ class LeadResources:
         lead_number = params.path_id(lead_id, "lead")
         try:
             outcome = read_outcome(json_body(request))
-            lead = await self._leads.update(account_id, lead_number, outcome, actor="api")
+            lead = await self._leads.update(account_id, lead_number, outcome, actor=_actor(request))
         except InvalidTransition as e:
             raise ApiError(409, "invalid_transition", str(e), details={"stage": e.current, "allowed": list(e.allowed)}) from None
         except InvalidOutcome as e:
@@ -139,3 +139,10 @@ class LeadResources:
         except LeadNotFound:
             raise ApiError(404, "not_found", "no such lead in this account") from None
         return Response(200, self._leads.to_json(lead))
+
+
+def _actor(request: Request) -> str:
+    """Who made a change: the API key by its public prefix (the first 10 characters, as
+    key listings show it), never the key."""
+    key = (request.getHeader("authorization") or "").partition(" ")[2].strip()
+    return "api:" + key[:10]

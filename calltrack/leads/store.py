@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from calltrack.db.schema import accounts, calls, contact_visitors, contacts, form_submissions, lead_events, leads
 from calltrack.db.statements import insert_ignoring_conflicts
 from calltrack.numbers import store as numbers_store
-from calltrack.scoring.stages import RESPONDED_STAGES, InvalidOutcome, bant_stage, check_transition, read_bant
+from calltrack.scoring.stages import RESPONDED_STAGES, TRANSITIONS, InvalidOutcome, bant_stage, check_transition, read_bant
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,14 @@ def find_or_create_contact_txn(
 
     Returns its id, or with ``created`` (id, whether this call created it)."""
     assert phone or email or hint
-    _lock(conn, "contact", account_id, phone or email or hint)
+    for key in sorted(str(k) for k in (phone, email) if k):  # every key, in one order: no deadlock
+        _lock(conn, "contact", account_id, key)
     found: dict[int, Any] = {}
     for col, value in ((contacts.c.phone, phone), (contacts.c.email, email), (contacts.c.id, hint)):
         if value is not None:
             row = conn.execute(sa.select(contacts).where(contacts.c.account_id == account_id, col == value)).one_or_none()
+            while row is not None and row.merged_into is not None:  # a merged contact stands for the one it joined
+                row = conn.execute(sa.select(contacts).where(contacts.c.id == row.merged_into)).one_or_none()
             if row is not None:
                 found.setdefault(row.id, row)
     if not found:
@@ -134,8 +137,9 @@ def find_or_create_contact_txn(
     keep = found[min(found)]
     current = {"phone": keep.phone, "email": keep.email, "name": keep.name}
     for other in (found[i] for i in sorted(found) if i != keep.id):
-        _merge_contact(conn, other.id, keep.id, now)
-        for key in ("phone", "email", "name"):
+        moved = [key for key in ("phone", "email") if current[key] is None and getattr(other, key) is not None]
+        _merge_contact(conn, other.id, keep.id, now, moved)
+        for key in (*moved, "name"):
             if current[key] is None and getattr(other, key) is not None:
                 current[key] = getattr(other, key)
     if phone and current["phone"] is None and not _taken(conn, account_id, contacts.c.phone, phone):
@@ -150,12 +154,15 @@ def find_or_create_contact_txn(
     return (int(keep.id), False) if created else int(keep.id)
 
 
-def _merge_contact(conn: Connection, other: int, keep: int, now: float) -> None:
-    """Everything of ``other`` now belongs to ``keep``; its phone and email move too (freed
-    first: each is unique in the account). Its leads stay leads, with their history."""
+def _merge_contact(conn: Connection, other: int, keep: int, now: float, moved: list[str]) -> None:
+    """Everything of ``other`` now belongs to ``keep``. The phone or email ``keep`` lacks moves
+    over (freed first: each is unique in the account); a second phone or email stays on the
+    merged row, whose ``merged_into`` every look-up follows, so the person never splits again.
+    Its leads stay leads, with their history."""
     for table in (leads, calls, form_submissions, contact_visitors):
         conn.execute(table.update().where(table.c.contact_id == other).values(contact_id=keep))
-    conn.execute(contacts.update().where(contacts.c.id == other).values(phone=None, email=None, merged_into=keep, updated_at=now))
+    conn.execute(contacts.update().where(contacts.c.merged_into == other).values(merged_into=keep))
+    conn.execute(contacts.update().where(contacts.c.id == other).values(merged_into=keep, updated_at=now, **dict.fromkeys(moved)))
 
 
 def _taken(conn: Connection, account_id: int, col: Any, value: str) -> bool:
@@ -257,16 +264,23 @@ def set_form_link_txn(conn: Connection, form_id: int, link: LeadLink) -> None:
 
 def mark_lead_spam_txn(conn: Connection, lead_id: int, reason: str, *, now: float | None = None) -> None:
     """Spam, by a rule: kept with its reason, out of every count. A stage sales set stands."""
-    row = conn.execute(
-        sa.select(leads.c.stage, leads.c.last_activity_at).where(
-            leads.c.id == lead_id, leads.c.spam_reason.is_(None), leads.c.stage_set_by != "sales"
-        )
-    ).one_or_none()
+    q = sa.select(leads.c.stage, leads.c.last_activity_at).where(
+        leads.c.id == lead_id, leads.c.spam_reason.is_(None), leads.c.stage_set_by != "sales"
+    )
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()  # a PATCH committing meanwhile is seen, not overwritten
+    row = conn.execute(q).one_or_none()
     if row is None:
         return
     at = now if now is not None else row.last_activity_at
     conn.execute(leads.update().where(leads.c.id == lead_id).values(stage="spam", spam_reason=reason, stage_changed_at=at))
-    conn.execute(lead_events.insert().values(lead_id=lead_id, ts=at, field="stage", old=row.stage, new="spam", actor=f"system:{reason}"))
+    conn.execute(
+        lead_events.insert(),
+        [
+            {"lead_id": lead_id, "ts": at, "field": "stage", "old": row.stage, "new": "spam", "actor": f"system:{reason}"},
+            {"lead_id": lead_id, "ts": at, "field": "spam_reason", "old": None, "new": reason, "actor": f"system:{reason}"},
+        ],
+    )
 
 
 def note_response_txn(conn: Connection, lead_id: int, at: float) -> None:
@@ -309,7 +323,12 @@ def apply_outcome_txn(
         changes["bant"] = json.dumps(bant, sort_keys=True)
     stage = outcome.get("stage")
     if stage is None and bant is not None:
-        stage = bant_stage(bant)
+        decided = bant_stage(bant)
+        # Answers recorded on a lead that cannot move there (lost, customer…) are kept as answers.
+        if decided is not None and decided in TRANSITIONS.get(row.stage, ()):
+            stage = decided
+        if row.first_response_at is None:
+            changes["first_response_at"] = now  # BANT answers mean somebody talked to the person
     if stage is not None and stage != row.stage:
         check_transition(row.stage, stage)
         changes.update(stage=stage, stage_changed_at=now, stage_set_by="sales")
@@ -318,7 +337,7 @@ def apply_outcome_txn(
         if stage in RESPONDED_STAGES and row.first_response_at is None:
             changes["first_response_at"] = now
         if row.stage == "spam":
-            changes["spam_reason"] = None
+            changes["spam_reason"] = None  # undone: the history keeps the reason it had
     final_stage = changes.get("stage", row.stage)
     for key in ("owner", "value", "currency", "loss_reason", "notes"):
         if key in outcome and outcome[key] != getattr(row, key):
@@ -339,7 +358,7 @@ def apply_outcome_txn(
             lead_events.insert(),
             [
                 {"lead_id": lead_id, "ts": now, "field": key, "old": _text(getattr(row, key)), "new": _text(changes[key]), "actor": actor}
-                for key in ("stage", "owner", "value", "currency", "loss_reason", "bant", "notes")
+                for key in ("stage", "spam_reason", "owner", "value", "currency", "loss_reason", "bant", "notes")
                 if key in changes
             ],
         )

@@ -148,9 +148,13 @@ def later_status(current: str | None, new: str | None, *, answered: bool = False
     if current in TERMINAL and new in TERMINAL:
         if answered:
             return "completed"
-        if current == "completed" and new != "completed":
-            return new
+        # Unanswered: the most telling outcome wins, whichever came first.
+        return max(current, new, key=_MISSED_ORDER.index)
     return current
+
+
+# A bare "completed" says least about an unanswered call; a cancel by the caller the most.
+_MISSED_ORDER = ("completed", "failed", "no-answer", "busy", "canceled")
 
 
 # --- Helpers the adapters share: one definition of "valid" for every provider. ---------------

@@ -108,10 +108,17 @@ class TelephonyService:
         return creds
 
     async def _owner_of(self, called_raw: str) -> int | None:
-        for region in {"US", *self._regions.values()}:
+        """The account owning a dialled number; a national-format one is tried in every
+        region accounts use, in a fixed order, until one reads as a number some account has."""
+        tried: set[str] = set()
+        for region in sorted({"US", *self._regions.values()}):
             e164 = read_caller(called_raw, region).e164
-            if e164 is not None:
-                return await self._db.run("account_of_number", store.account_of_number_txn, e164)
+            if e164 is None or e164 in tried:
+                continue
+            tried.add(e164)
+            owner = await self._db.run("account_of_number", store.account_of_number_txn, e164)
+            if owner is not None:
+                return owner
         return None
 
     async def resolve_account(self, provider: str, account_ids: list[int], called_raw: str | None, call_refs: Sequence[str]) -> int | None:

@@ -143,14 +143,11 @@ def _record(r: Any) -> CallRecord:
 
 
 def ingest_batch_txn(conn: Connection, deliveries: list[Delivery]) -> list[Ingested]:
-    """Apply a batch of deliveries, sorted by call (a stable sort: two events of one call keep
-    their order), so that on PostgreSQL concurrent batches lock call rows in the same order
-    and cannot deadlock on each other."""
-    order = sorted(range(len(deliveries)), key=lambda i: (deliveries[i].account_id, deliveries[i].event.provider, deliveries[i].event.call_ref))
-    results: list[Ingested | None] = [None] * len(deliveries)
-    for i in order:
-        results[i] = ingest_txn(conn, deliveries[i])
-    return results  # type: ignore[return-value]
+    """Apply a batch of deliveries in the order they arrived: a person's calls must be applied
+    in time order (the first opens the lead and sets its source). Two PostgreSQL batches that
+    lock the same call rows in another order may deadlock; the loser is retried whole by
+    DBPool (db/pool.py), and exactly-once holds either way."""
+    return [ingest_txn(conn, d) for d in deliveries]
 
 
 def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
@@ -269,6 +266,9 @@ def _merge(row: dict[str, Any], d: Delivery) -> dict[str, Any]:
         if value and row[col] is None:
             changes[col] = value[:200]
     merged = row | changes
+    if merged["answered_at"] is None and merged["duration"] and merged["ended_at"] is not None:
+        # Talk time and an end (a PBX's billsec, a CDR, the forwarded leg) tell when it was answered.
+        changes["answered_at"] = merged["answered_at"] = merged["ended_at"] - merged["duration"]
     answered = merged["answered_at"] is not None or bool(merged["duration"])
     status = later_status(row["status"], ev.status, answered=answered)
     if status != row["status"]:
@@ -377,7 +377,7 @@ _OTHER_CALLERS_ON_LEASE = sa.select(sa.func.count(sa.distinct(calls.c.caller))).
     calls.c.lease_id == sa.bindparam("lease_id"), calls.c.caller.is_not(None), calls.c.caller != sa.bindparam("caller")
 )
 _KNOWN_CALLER = sa.select(
-    sa.select(contacts.c.id)
+    sa.select(sa.func.coalesce(contacts.c.merged_into, contacts.c.id))
     .where(contacts.c.account_id == sa.bindparam("account_id"), contacts.c.phone == sa.bindparam("caller"))
     .scalar_subquery(),
     sa.exists().where(caller_blocklist.c.account_id == sa.bindparam("account_id"), caller_blocklist.c.phone == sa.bindparam("caller")),

@@ -202,6 +202,11 @@ def parse_status(params: Params) -> CallEvent:
     if parent_sid is not None:
         extra["leg"] = "child"
         extra["child_call_sid"] = call_sid
+    elif duration is not None:
+        # The caller's own leg was answered by Twilio and lasted through the ringing: its
+        # CallDuration is not talk time. Only the forwarded (child) leg says who talked.
+        extra["total_duration"] = str(duration)
+        duration = None
     return CallEvent(
         provider="twilio",
         call_ref=parent_sid or call_sid,

@@ -256,6 +256,12 @@ def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
         raise ApiError(400, "malformed_json", "the body nests too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    if b"\\ud" in raw.lower():
+        # "\ud800" escapes decode to lone surrogates, which no database or encoder takes.
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, "malformed_json", "the body holds a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
     return data
 
 

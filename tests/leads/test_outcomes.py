@@ -85,7 +85,7 @@ def test_the_road_to_customer_is_recorded(app, http, tenant, clock):
     assert [(h["field"], h["old"], h["new"]) for h in detail["history"] if h["field"] == "stage"] == [
         ("stage", "new", "contacted"), ("stage", "contacted", "sql"), ("stage", "sql", "customer"),
     ]
-    assert all(h["actor"] == "api" for h in detail["history"])
+    assert all(h["actor"] == "api:" + tenant.key[:10] for h in detail["history"])
     status, err, _ = patch(http, tenant, lead_id, {"stage": "lost", "loss_reason": "changed mind"})
     assert status == 409 and err["error"]["code"] == "invalid_transition" and err["error"]["allowed"] == []
 

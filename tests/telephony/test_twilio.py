@@ -299,12 +299,13 @@ def test_parent_leg_maps_directly() -> None:
         assert event.event_ref == f"status:parent:{status}:{i}"
 
 
-def test_parent_completed_carries_duration() -> None:
-    """A parent "completed" (the real captured payload shape) carries CallDuration seconds."""
+def test_parent_completed_duration_is_not_talk_time() -> None:
+    """A parent "completed" (the real captured payload shape) carries CallDuration seconds of
+    the caller's own leg, ringing included: kept, but not as talk time."""
     more = {"CallStatus": "completed", "SequenceNumber": "3", "CallDuration": "49", "Duration": "1", "AnsweredBy": "human"}
     params = {**VOICE, **{k: [v] for k, v in more.items()}}
     event = twilio.parse_status(params)
-    assert (event.duration, event.extra["answered_by"]) == (49, "human")
+    assert (event.duration, event.extra["total_duration"], event.extra["answered_by"]) == (None, "49", "human")
 
 
 def test_retry_is_identical_and_distinct_deliveries_differ() -> None:
