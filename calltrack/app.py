@@ -19,8 +19,8 @@ from calltrack.compute import ComputePool
 from calltrack.config import CalltrackConfig
 from calltrack.db.engine import create_engine
 from calltrack.db.pool import DBPool
-from calltrack.leads.resources import FormResources, LeadResources
-from calltrack.leads.service import FormsService, LeadsService
+from calltrack.leads.resources import FormResources, LeadResources, OwnerResources
+from calltrack.leads.service import FormsService, LeadsService, OwnersService
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
 from calltrack.numbers.service import NumbersService
 from calltrack.telephony.resources import TelephonyResources
@@ -47,6 +47,7 @@ class App:
     telephony: TelephonyService
     forms: FormsService
     leads: LeadsService
+    owners: OwnersService
 
     def start(self) -> None:
         self.db.start()
@@ -92,9 +93,11 @@ def build_app(
     FormResources(forms, accounts, gate).register(router)
     leads = LeadsService(db, clock, config.leads)
     LeadResources(leads, accounts).register(router)
+    owners = OwnersService(db, clock)
+    OwnerResources(owners, accounts).register(router)
     telephony = TelephonyService(db, clock, accounts, config.leads, registry=registry)
     TelephonyResources(telephony, accounts, clock, config.http, config.telephony).register(router)
     PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
-    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads)
+    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners)

@@ -502,6 +502,66 @@ def cmd_leads_import_outcomes(config: CalltrackConfig, args: argparse.Namespace)
     _print({"applied": applied, "refused": len(problems), "problems": problems[:100]}, args.json, text)
 
 
+def _owner_named(app: App, account_id: int, name: str) -> Any:
+    owner = run_now(app.owners.by_name(account_id, name))
+    if owner is None:
+        raise CliError(f"no owner named {name!r} (see `calltrack owners list`)")
+    return owner
+
+
+def cmd_owners_add(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.leads.owner_store import OwnerError
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        owner = run_now(app.owners.add(account.id, args.name.strip(), args.email))
+    except OwnerError as e:
+        raise CliError(str(e)) from None
+    _print(owner.to_json(), args.json, f"added owner {owner.id}: {owner.name}; new leads now go round robin among the active owners")
+
+
+def cmd_owners_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    found = run_now(app.owners.list(account.id))
+    rules = run_now(app.owners.rules(account.id))
+    names = {o["id"]: o["name"] for o in found}
+    text = "\n".join(
+        f"{o['id']}: {o['name']}{'' if o['active'] else ' (inactive)'}  leads {o['leads']}, open {o['open']}, customers {o['customers']}" for o in found
+    ) or "no owners"
+    for r in rules:
+        text += f"\nrule {r.id} (priority {r.priority}): {r.to_json()['when']} → {names.get(r.owner_id)}"
+    _print({"owners": found, "rules": [r.to_json(names.get(r.owner_id)) for r in rules]}, args.json, text)
+
+
+def cmd_owners_active(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    owner = _owner_named(app, account.id, args.name)
+    updated = run_now(app.owners.update(account.id, owner.id, {"active": args.active}))
+    _print(updated.to_json(), args.json, f"{updated.name} is {'active' if updated.active else 'inactive'}")
+
+
+def cmd_owners_rule(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.leads.assignment import InvalidRule
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    owner = _owner_named(app, account.id, args.owner)
+    when: dict[str, list[str]] = {}
+    for item in args.when:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise CliError(f"--when {item!r}: write key=value[,value…], e.g. source=google")
+        when.setdefault(key.strip(), []).extend(v.strip() for v in values.split(",") if v.strip())
+    try:
+        rule = run_now(app.owners.add_rule(account.id, args.priority, when, owner.id))
+    except InvalidRule as e:
+        raise CliError(str(e)) from None
+    _print(rule.to_json(owner.name), args.json, f"rule {rule.id}: leads with {rule.to_json()['when']} go to {owner.name}")
+
+
 def cmd_demo_seed(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from calltrack.demo import seed_demo
 
@@ -672,6 +732,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_leads_import_outcomes)
+
+    own = sub.add_parser("owners", help="lead owners (managers) and assignment rules").add_subparsers(dest="owners_command", required=True)
+    p = own.add_parser("add", help="add an owner; new leads go round robin among the active owners")
+    p.add_argument("name")
+    p.add_argument("--email")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_owners_add)
+    p = own.add_parser("list", help="owners with their lead counts, and the rules")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_owners_list)
+    for verb, active in (("deactivate", False), ("activate", True)):
+        p = own.add_parser(verb, help=f"{verb} an owner")
+        p.add_argument("name")
+        p.add_argument("--account", type=int)
+        p.set_defaults(func=cmd_owners_active, active=active)
+    p = own.add_parser("rule", help="new leads matching every --when go to OWNER (channel, source, medium, campaign, kind, form_type, region, country)")
+    p.add_argument("owner")
+    p.add_argument("--when", action="append", required=True, metavar="KEY=VALUE[,VALUE]")
+    p.add_argument("--priority", type=int, default=100)
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_owners_rule)
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed", help="create the demo account, site, pool and numbers if the database has none").set_defaults(func=cmd_demo_seed)

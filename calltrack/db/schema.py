@@ -432,3 +432,32 @@ lead_events = sa.Table(
     # Who or what: 'api', 'csv', 'cli', 'system' (ingestion, spam rules).
     sa.Column("actor", sa.String(64), nullable=False),
 )
+
+owners = sa.Table(
+    "owners",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    # The manager's name, as leads.owner holds it.
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # Round robin: each assignment takes the account's next turn number; the active manager
+    # with the lowest (never assigned first) gets the next lead.
+    sa.Column("last_turn", sa.Integer),
+    sa.Column("created_at", Time, nullable=False),
+    sa.UniqueConstraint("account_id", "name"),
+)
+
+owner_rules = sa.Table(
+    "owner_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    # Lower first; the first matching rule whose owner is active decides.
+    sa.Column("priority", sa.Integer, nullable=False),
+    # JSON object: condition → accepted values (leads/assignment.py).
+    sa.Column("conditions", sa.Text, nullable=False),
+    sa.Column("owner_id", sa.ForeignKey("owners.id"), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)

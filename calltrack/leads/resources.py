@@ -15,7 +15,9 @@ from twisted.web.server import Request
 from calltrack.accounts.service import AccountsService
 from calltrack.accounts.store import Site
 from calltrack.leads.forms import InvalidForm, read_form
-from calltrack.leads.service import FormsService, LeadsService
+from calltrack.leads.assignment import InvalidRule
+from calltrack.leads.owner_store import OwnerError
+from calltrack.leads.service import FormsService, LeadsService, OwnersService
 from calltrack.leads.outcomes import read_outcome
 from calltrack.leads.store import LeadFilters, LeadNotFound
 from calltrack.scoring.stages import STAGES, InvalidOutcome, InvalidTransition
@@ -146,3 +148,83 @@ def _actor(request: Request) -> str:
     key listings show it), never the key."""
     key = (request.getHeader("authorization") or "").partition(" ")[2].strip()
     return "api:" + key[:10]
+
+
+class OwnerResources:
+    """``/v1/owners`` (managers, with their lead counts) and ``/v1/owner-rules``."""
+
+    def __init__(self, owners: OwnersService, accounts: AccountsService) -> None:
+        self._owners = owners
+        self._accounts = accounts
+
+    def register(self, router: Router) -> None:
+        router.add("GET", r"/v1/owners", self.list, name="/v1/owners")
+        router.add("POST", r"/v1/owners", self.add, name="/v1/owners")
+        router.add("PATCH", r"/v1/owners/(?P<owner_id>\d+)", self.update, name="/v1/owners/{id}")
+        router.add("GET", r"/v1/owner-rules", self.rules, name="/v1/owner-rules")
+        router.add("POST", r"/v1/owner-rules", self.add_rule, name="/v1/owner-rules")
+        router.add("DELETE", r"/v1/owner-rules/(?P<rule_id>\d+)", self.delete_rule, name="/v1/owner-rules/{id}")
+
+    async def list(self, request: Request) -> Response:
+        account_id = await require_account(request, self._accounts)
+        return Response(200, {"owners": await self._owners.list(account_id)})
+
+    async def add(self, request: Request) -> Response:
+        account_id = await require_account(request, self._accounts)
+        body = json_body(request)
+        name = params.string(body.get("name"), "name")
+        email = params.string(body.get("email"), "email", required=False, max_length=254)
+        try:
+            owner = await self._owners.add(account_id, (name or "").strip(), email)
+        except OwnerError as e:
+            raise ApiError(409, "owner_exists", str(e)) from None
+        return Response(201, owner.to_json())
+
+    async def update(self, request: Request, owner_id: str) -> Response:
+        account_id = await require_account(request, self._accounts)
+        body = json_body(request)
+        changes: dict[str, object] = {}
+        if "active" in body:
+            if not isinstance(body["active"], bool):
+                raise ApiError(400, "invalid_parameter", "'active' must be true or false")
+            changes["active"] = body["active"]
+        if "email" in body:
+            changes["email"] = params.string(body["email"], "email", required=False, max_length=254)
+        if not changes or set(body) - {"active", "email"}:
+            raise ApiError(400, "invalid_parameter", "give 'active' and/or 'email' (and nothing else)")
+        try:
+            owner = await self._owners.update(account_id, params.path_id(owner_id, "owner"), changes)
+        except OwnerError as e:
+            raise ApiError(404, "not_found", str(e)) from None
+        return Response(200, owner.to_json())
+
+    async def rules(self, request: Request) -> Response:
+        account_id = await require_account(request, self._accounts)
+        names = {o["id"]: o["name"] for o in await self._owners.list(account_id)}
+        return Response(200, {"rules": [r.to_json(names.get(r.owner_id)) for r in await self._owners.rules(account_id)]})
+
+    async def add_rule(self, request: Request) -> Response:
+        """``{"priority": 10, "when": {"source": "google"}, "owner": "Maria"}`` (or owner_id)."""
+        account_id = await require_account(request, self._accounts)
+        body = json_body(request)
+        priority = params.integer(body.get("priority"), "priority", default=100, minimum=0, maximum=1_000_000)
+        owner_id = body.get("owner_id")
+        if owner_id is None:
+            owner = await self._owners.by_name(account_id, params.string(body.get("owner"), "owner") or "")
+            if owner is None:
+                raise ApiError(404, "not_found", "no owner of that name in this account")
+            owner_id = owner.id
+        owner_id = params.integer(owner_id, "owner_id", minimum=1)
+        try:
+            rule = await self._owners.add_rule(account_id, priority, body.get("when"), owner_id)
+        except InvalidRule as e:
+            raise ApiError(400, "invalid_rule", str(e)) from None
+        except OwnerError as e:
+            raise ApiError(404, "not_found", str(e)) from None
+        return Response(201, rule.to_json())
+
+    async def delete_rule(self, request: Request, rule_id: str) -> Response:
+        account_id = await require_account(request, self._accounts)
+        if not await self._owners.delete_rule(account_id, params.path_id(rule_id, "rule")):
+            raise ApiError(404, "not_found", "no such rule in this account")
+        return Response(204)

@@ -11,7 +11,9 @@ from calltrack.accounts.store import Site
 from calltrack.clock import Clock
 from calltrack.config import LeadsConfig
 from calltrack.db.pool import DBPool
-from calltrack.leads import store
+from calltrack.leads import owner_store, store
+from calltrack.leads.assignment import OwnerRule
+from calltrack.leads.owner_store import Owner
 from calltrack.leads.forms import FormContact
 from calltrack.leads.store import FormSubmission, Lead, LeadFilters
 from calltrack.numbers import store as numbers_store
@@ -101,6 +103,35 @@ class LeadsService:
 
     def find_sync(self, account_id: int, *, phone: str | None, email: str | None) -> int | None:
         return self._db.run_sync("find_lead", store.find_lead_txn, account_id, phone=phone, email=email)
+
+
+class OwnersService:
+    """An account's managers and the rules that give them new leads."""
+
+    def __init__(self, db: DBPool, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def add(self, account_id: int, name: str, email: str | None) -> Owner:
+        return await self._db.run("add_owner", owner_store.add_owner_txn, account_id, name, email, self._clock.seconds())
+
+    async def update(self, account_id: int, owner_id: int, changes: dict[str, Any]) -> Owner:
+        return await self._db.run("update_owner", owner_store.update_owner_txn, account_id, owner_id, changes)
+
+    async def list(self, account_id: int) -> list[dict[str, Any]]:
+        return await self._db.run("list_owners", owner_store.list_owners_txn, account_id)
+
+    async def by_name(self, account_id: int, name: str) -> Owner | None:
+        return await self._db.run("owner_by_name", owner_store.owner_by_name_txn, account_id, name)
+
+    async def add_rule(self, account_id: int, priority: int, when: Any, owner_id: int) -> OwnerRule:
+        return await self._db.run("add_owner_rule", owner_store.add_rule_txn, account_id, priority, when, owner_id, self._clock.seconds())
+
+    async def rules(self, account_id: int) -> list[OwnerRule]:
+        return await self._db.run("list_owner_rules", owner_store.list_rules_txn, account_id)
+
+    async def delete_rule(self, account_id: int, rule_id: int) -> bool:
+        return await self._db.run("delete_owner_rule", owner_store.delete_rule_txn, account_id, rule_id)
 
 
 def speed_to_lead(lead: Lead, now: float, config: LeadsConfig) -> dict[str, Any]:

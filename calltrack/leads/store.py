@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from calltrack.db.schema import accounts, calls, contact_visitors, contacts, form_submissions, lead_events, leads
 from calltrack.db.statements import insert_ignoring_conflicts
+from calltrack.leads import owner_store
 from calltrack.numbers import store as numbers_store
 from calltrack.scoring.stages import RESPONDED_STAGES, TRANSITIONS, InvalidOutcome, bant_stage, check_transition, read_bant
 
@@ -192,6 +193,8 @@ def attach_to_lead_txn(
     snapshot: dict[str, Any] | None = None,
     spam_reason: str | None = None,
     new_contact: bool = False,
+    region: str | None = None,
+    country: str | None = None,
 ) -> LeadLink:
     """Join the contact's open lead (last activity within ``repeat_window``, or a customer),
     or open a new one with this touch's source snapshot. A contact made in this very
@@ -210,6 +213,9 @@ def attach_to_lead_txn(
         stage="spam" if spam_reason else "new", spam_reason=spam_reason, created_at=at, last_activity_at=at, touches=1,
     )
     lead_id = conn.execute(_NEW_LEAD, row).scalar_one()
+    if spam_reason is None:
+        facts = {k: row[k] for k in ("channel", "source", "medium", "campaign", "kind", "form_type")} | {"region": region, "country": country}
+        owner_store.assign_owner_txn(conn, account_id, int(lead_id), facts, at)
     return LeadLink(contact_id, int(lead_id), True)
 
 

@@ -453,6 +453,7 @@ def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, A
     link = leads_store.attach_to_lead_txn(
         conn, d.account_id, contact_id, at=at, kind="call", repeat_window=d.rules.repeat_window,
         site_id=call["site_id"], snapshot=snapshot, spam_reason=call.get("spam_reason"), new_contact=new_contact,
+        region=call.get("caller_region"), country=call.get("caller_country"),
     )
     if call["vid"] and call["site_id"] and call["caller"]:
         leads_store.link_visitor_txn(conn, contact_id, call["site_id"], call["vid"], at)

@@ -154,6 +154,25 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": _body("LeadOutcome"),
         "responses": {"200": _json("Lead"), "409": _ERROR, **_ACCOUNT_ERRORS},
     },
+    ("GET", "/v1/owners"): {"summary": "The account's lead owners (managers) with their lead counts: all, open, customers (spam left out)", "responses": {"200": _list("owners", "Owner"), **_ACCOUNT_ERRORS}},
+    ("POST", "/v1/owners"): {
+        "summary": "Add a lead owner; new leads go round robin among the active ones unless a rule names one",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"name": _STR, "email": _STR}, "required": ["name"]}}}},
+        "responses": {"201": _json("Owner", "created"), "409": _ERROR, **_ACCOUNT_ERRORS},
+    },
+    ("PATCH", "/v1/owners/{id}"): {
+        "summary": "Deactivate or reactivate an owner, or change their email",
+        "parameters": [_id()],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"active": {"type": "boolean"}, "email": _NSTR}}}}},
+        "responses": {"200": _json("Owner"), **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/owner-rules"): {"summary": "Assignment rules, in the order they are tried", "responses": {"200": _list("rules", "OwnerRule"), **_ACCOUNT_ERRORS}},
+    ("POST", "/v1/owner-rules"): {
+        "summary": "Add an assignment rule: new leads matching 'when' go to the owner",
+        "requestBody": _body("OwnerRule"),
+        "responses": {"201": _json("OwnerRule", "created"), **_ACCOUNT_ERRORS},
+    },
+    ("DELETE", "/v1/owner-rules/{id}"): {"summary": "Remove an assignment rule", "parameters": [_id()], "responses": {"204": {"description": "removed"}, **_ACCOUNT_ERRORS}},
     ("GET", "/ct.js"): {"summary": "The number-swap script", "security": [], "responses": {"200": {"description": "JavaScript"}, "304": {"description": "not modified"}}},
     ("GET", "/demo"): {"summary": "A demo landing page using ct.js", "security": [], "parameters": [_q("site", "site key (default: the demo site)")], "responses": {"200": {"description": "HTML"}, "404": _ERROR}},
     ("POST", "/demo"): {"summary": "The demo page's contact form target (ct.js has already captured the form)", "security": [], "responses": {"200": {"description": "HTML"}}},
@@ -284,6 +303,18 @@ SCHEMAS: dict[str, Any] = {
             "bant": {"type": "object", "properties": {k: {"type": "boolean"} for k in ("budget", "authority", "need", "timing")}, "additionalProperties": False},
         },
         "additionalProperties": False,
+    },
+    "Owner": {
+        "type": "object",
+        "properties": {"id": _INT, "name": _STR, "email": _NSTR, "active": {"type": "boolean"}, "leads": _INT, "open": _INT, "customers": _INT},
+    },
+    "OwnerRule": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "priority": _INT, "owner": _STR, "owner_id": _INT,
+            "when": {"type": "object", "description": "channel, source, medium, campaign, kind, form_type, region, country: a value or a list of values"},
+        },
+        "required": ["when"],
     },
     "PingRequest": {"type": "object", "properties": {"site": _STR, "vid": _STR, "sid": _STR}, "required": ["site", "vid"]},
     "Site": {
