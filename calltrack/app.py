@@ -23,6 +23,8 @@ from calltrack.leads.resources import FormResources, LeadResources, OwnerResourc
 from calltrack.leads.service import FormsService, LeadsService, OwnersService
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
 from calltrack.numbers.service import NumbersService
+from calltrack.scoring.resources import ScoringResources
+from calltrack.scoring.service import ScoringService
 from calltrack.telephony.resources import TelephonyResources
 from calltrack.telephony.service import TelephonyService
 from calltrack.web.openapi import OpenApiResource
@@ -48,6 +50,7 @@ class App:
     forms: FormsService
     leads: LeadsService
     owners: OwnersService
+    scoring: ScoringService
 
     def start(self) -> None:
         self.db.start()
@@ -96,8 +99,11 @@ def build_app(
     owners = OwnersService(db, clock)
     OwnerResources(owners, accounts).register(router)
     telephony = TelephonyService(db, clock, accounts, config.leads, registry=registry)
+    scoring = ScoringService(db, clock, compute)
+    telephony.scoring = forms.scoring = scoring
+    ScoringResources(scoring, accounts).register(router)
     TelephonyResources(telephony, accounts, clock, config.http, config.telephony).register(router)
     PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
-    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners)
+    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners, scoring)

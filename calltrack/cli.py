@@ -562,6 +562,44 @@ def cmd_owners_rule(config: CalltrackConfig, args: argparse.Namespace) -> None:
     _print(rule.to_json(owner.name), args.json, f"rule {rule.id}: leads with {rule.to_json()['when']} go to {owner.name}")
 
 
+def cmd_scoring_show(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    version, document = run_now(app.scoring.rules(account.id))
+    _print({"version": version, "rules": document}, args.json, f"version {version}{' (built-in defaults)' if version == 0 else ''}\n" + json.dumps(document, indent=2))
+
+
+def cmd_scoring_set(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.scoring.rules import InvalidRules
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
+    except ValueError as e:
+        raise CliError(f"{args.file} is not JSON: {e}") from None
+    try:
+        version = run_now(app.scoring.set_rules(account.id, document))
+    except InvalidRules as e:
+        raise CliError(f"{args.file}: {e}; the active version stays") from None
+    _print({"version": version}, args.json, f"rules stored as version {version}; run `calltrack scoring backfill` to re-score past leads")
+
+
+def cmd_scoring_backfill(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    with tqdm(unit=" leads", disable=args.json or not sys.stderr.isatty(), file=sys.stderr) as bar:
+        version, scored, promoted = app.scoring.backfill_sync(account.id, progress=bar.update, now=time.time())
+    _print(
+        {"version": version, "scored": scored, "promoted": promoted}, args.json,
+        f"scored {scored} leads with rules version {version}; {promoted} promoted to MQL",
+    )
+
+
 def cmd_demo_seed(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from calltrack.demo import seed_demo
 
@@ -753,6 +791,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", type=int, default=100)
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_owners_rule)
+
+    sc = sub.add_parser("scoring", help="qualification rules and scores").add_subparsers(dest="scoring_command", required=True)
+    p = sc.add_parser("show", help="the active rules and their version")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_scoring_show)
+    p = sc.add_parser("set", help="store a rules JSON file as the next version (the active one stays if it does not parse)")
+    p.add_argument("file")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_scoring_set)
+    p = sc.add_parser("backfill", help="re-score every lead of the account with the active rules")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_scoring_backfill)
 
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed", help="create the demo account, site, pool and numbers if the database has none").set_defaults(func=cmd_demo_seed)

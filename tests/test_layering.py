@@ -34,6 +34,7 @@ PURE_MODULES = [
     "calltrack/scoring/stages.py",
     "calltrack/leads/outcomes.py",
     "calltrack/leads/assignment.py",
+    "calltrack/scoring/rules.py",
 ]
 # These must not even import the clock or randomness modules.
 NO_TIME_OR_RANDOM_IMPORT = ["calltrack/numbers/rules.py", "calltrack/numbers/channels.py", "calltrack/numbers/sizing.py"]

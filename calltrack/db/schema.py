@@ -329,6 +329,12 @@ leads = sa.Table(
     # Speed to lead: the first answered call after the lead appeared, or the first move to a
     # stage that means somebody got hold of the person.
     sa.Column("first_response_at", Time),
+    # Qualification (scoring/rules.py): the score under rule version scored_version.
+    sa.Column("score", sa.Integer),
+    sa.Column("temperature", sa.String(4)),
+    sa.Column("score_flags", sa.String(400)),
+    sa.Column("scored_version", sa.Integer),
+    sa.Column("scored_at", Time),
     sa.Index("ix_leads_account_created", "account_id", "created_at"),
     sa.Index("ix_leads_contact_activity", "contact_id", "last_activity_at"),
 )
@@ -460,4 +466,17 @@ owner_rules = sa.Table(
     sa.Column("conditions", sa.Text, nullable=False),
     sa.Column("owner_id", sa.ForeignKey("owners.id"), nullable=False),
     sa.Column("created_at", Time, nullable=False),
+)
+
+scoring_rules = sa.Table(
+    "scoring_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    # 1, 2, 3… per account; the newest is active, the older ones say how old scores were made.
+    sa.Column("version", sa.Integer, nullable=False),
+    # The rule document (JSON), as accepted.
+    sa.Column("rules", sa.Text, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.UniqueConstraint("account_id", "version"),
 )

@@ -25,6 +25,7 @@ class FormsService:
         self._db = db
         self._clock = clock
         self._repeat_window = (config or LeadsConfig()).repeat_window_days * 86400.0
+        self.scoring: Any = None  # scores each new or changed lead off the hot path (app.py wires it)
 
     async def submit(
         self,
@@ -62,7 +63,10 @@ class FormsService:
             "message": contact.message,
             "form_type": form_type,
         }
-        return await self._db.run("submit_form", store.submit_form_txn, values, repeat_window=self._repeat_window)
+        submission, new = await self._db.run("submit_form", store.submit_form_txn, values, repeat_window=self._repeat_window)
+        if new and submission.lead_id is not None and self.scoring is not None:
+            self.scoring.mark_dirty(site.account_id, submission.lead_id)
+        return submission, new
 
     async def list(self, account_id: int, *, limit: int = 100) -> list[FormSubmission]:
         return await self._db.run("list_form_submissions", store.list_submissions_txn, account_id, limit=limit)

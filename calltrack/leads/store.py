@@ -417,13 +417,14 @@ class Lead:
     source: dict[str, Any]
     sales: dict[str, Any] = field(default_factory=dict)
     first_response_at: float | None = None
+    qualification: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "contact": self.contact, "site_id": self.site_id, "kind": self.kind, "form_type": self.form_type,
             "stage": self.stage, "spam_reason": self.spam_reason, "created_at": self.created_at,
             "last_activity_at": self.last_activity_at, "touches": self.touches, "source": self.source, "sales": self.sales,
-            "first_response_at": self.first_response_at,
+            "first_response_at": self.first_response_at, "qualification": self.qualification,
         }
 
 
@@ -453,6 +454,10 @@ def _lead(r: Any) -> Lead:
         r.id, r.account_id, {"id": r.contact_id, "phone": r.c_phone, "email": r.c_email, "name": r.c_name}, r.site_id,
         r.kind, r.form_type, r.stage, r.spam_reason, r.created_at, r.last_activity_at, r.touches,
         {k: getattr(r, k) for k in LEAD_SOURCE_FIELDS}, sales, r.first_response_at,
+        {
+            "score": r.score, "temperature": r.temperature, "flags": r.score_flags.split(",") if r.score_flags else [],
+            "rules_version": r.scored_version, "scored_at": r.scored_at,
+        },
     )
 
 

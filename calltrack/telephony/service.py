@@ -75,6 +75,8 @@ class TelephonyService:
         self._credentials_at = float("-inf")
         self._regions: dict[int, str] = {}
         self.metrics = TelephonyMetrics(registry)
+        # Told of every lead a call touched, to score it off the hot path (app.py wires it).
+        self.scoring: Any = None
 
     # -- secrets ---------------------------------------------------------------------------
 
@@ -188,6 +190,8 @@ class TelephonyService:
         delivery = self.delivery(account_id, event, region, self._clock.seconds())
         result: Ingested = await self._db.run_batched(self._queue, delivery)
         self.metrics.count(event.provider, "duplicate" if result.duplicate else "stored")
+        if not result.duplicate and result.call.lead_id is not None and self.scoring is not None:
+            self.scoring.mark_dirty(account_id, result.call.lead_id)
         call = result.call
         if result.matched_now and call.match_method == "unmatched" and call.number_id is None and event.called_raw:
             logger.warning(

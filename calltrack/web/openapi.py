@@ -173,6 +173,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"201": _json("OwnerRule", "created"), **_ACCOUNT_ERRORS},
     },
     ("DELETE", "/v1/owner-rules/{id}"): {"summary": "Remove an assignment rule", "parameters": [_id()], "responses": {"204": {"description": "removed"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/scoring/rules"): {"summary": "The active qualification rules and their version (0: the built-in defaults)", "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    ("PUT", "/v1/scoring/rules"): {
+        "summary": "New qualification rules (a new version; rules that do not parse answer 400 and the active version stays)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"rules": {"type": "array"}, "thresholds": {"type": "object"}, "business_hours": {"type": "object"}}, "required": ["rules"]}}}},
+        "responses": {"201": {"description": "stored as the next version"}, **_ACCOUNT_ERRORS},
+    },
     ("GET", "/ct.js"): {"summary": "The number-swap script", "security": [], "responses": {"200": {"description": "JavaScript"}, "304": {"description": "not modified"}}},
     ("GET", "/demo"): {"summary": "A demo landing page using ct.js", "security": [], "parameters": [_q("site", "site key (default: the demo site)")], "responses": {"200": {"description": "HTML"}, "404": _ERROR}},
     ("POST", "/demo"): {"summary": "The demo page's contact form target (ct.js has already captured the form)", "security": [], "responses": {"200": {"description": "HTML"}}},
