@@ -232,6 +232,7 @@ form_submissions = sa.Table(
     sa.UniqueConstraint("site_id", "client_ref"),
     sa.Index("ix_form_submissions_account_ts", "account_id", "ts"),
     sa.Index("ix_form_submissions_visitor", "site_id", "vid"),
+    sa.Index("ix_form_submissions_lead", "lead_id"),
 )
 
 # -- calls, contacts and leads (issue 4) ------------------------------------------------------
