@@ -34,9 +34,11 @@ import pandas as pd
 BOOL_FACTS = ("answered", "first_time_caller", "business_hours", "pricing_page")
 MIN_FACTS = {"min_duration": "duration", "min_pages": "pages_viewed", "min_touchpoints": "touchpoints"}
 IN_FACTS = ("kind", "channel", "source", "medium", "campaign", "tracking_number", "form_type")
+# The contact details a lead's forms brought: fields_present tests these.
+FIELD_NAMES = ("phone", "email", "name", "company", "message")
 FACT_COLUMNS = (
     "answered", "duration", "first_time_caller", "created_at", "pricing_page", "pages_viewed", "touchpoints",
-    "kind", "channel", "source", "medium", "campaign", "tracking_number", "form_type", "fields",
+    "kind", "channel", "source", "medium", "campaign", "tracking_number", "form_type", *(f"has_{n}" for n in FIELD_NAMES),
 )
 MAX_RULES = 200
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -141,6 +143,8 @@ def _rule(i: int, item: Any) -> Rule:
             if not isinstance(values, list) or not values or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in values):
                 raise InvalidRules(f"{where}.when.{key} must be a string or a list of strings")
             value = tuple(sorted(v.strip().lower() for v in values))
+            if key == "fields_present" and set(value) - set(FIELD_NAMES):
+                raise InvalidRules(f"{where}.when.fields_present takes {', '.join(FIELD_NAMES)}")
         else:
             known = ", ".join((*BOOL_FACTS, *MIN_FACTS, *IN_FACTS, "fields_present"))
             raise InvalidRules(f"{where}.when.{str(key)[:40]} is not a condition (known: {known})")
@@ -172,8 +176,7 @@ def score(facts: pd.DataFrame, rules: RuleSet, *, timezone: str) -> pd.DataFrame
     local = pd.to_datetime(facts["created_at"].astype("float64"), unit="s", utc=True).dt.tz_convert(timezone)
     minute = (local.dt.hour * 60 + local.dt.minute).to_numpy()
     in_hours = np.isin(local.dt.day_of_week.to_numpy(), sorted(rules.days)) & (minute >= rules.start_minute) & (minute < rules.end_minute)
-    lowered = {k: facts[k].fillna("").astype(str).str.lower().to_numpy() for k in IN_FACTS}
-    fields = facts["fields"].fillna("").astype(str).str.lower()
+    lowered: dict[str, np.ndarray] = {}  # lower-cased once, and only the columns a rule reads
     for rule in rules.rules:
         mask = np.ones(n, dtype=bool)
         for key, value in rule.when:
@@ -186,9 +189,11 @@ def score(facts: pd.DataFrame, rules: RuleSet, *, timezone: str) -> pd.DataFrame
                 continue
             elif key == "fields_present":
                 for name in value:
-                    mask &= fields.str.contains(f"|{name}|", regex=False).to_numpy()
+                    mask &= facts[f"has_{name}"].fillna(False).astype(bool).to_numpy()
                 continue
             else:
+                if key not in lowered:
+                    lowered[key] = facts[key].fillna("").astype(str).str.lower().to_numpy()
                 mask &= np.isin(lowered[key], value)
                 continue
             mask &= column == value

@@ -28,14 +28,6 @@ FLUSH_SECONDS = 1.0
 def facts_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """The facts query's tuples as the frame rules.score reads (index = lead id)."""
     frame = pd.DataFrame(rows, columns=store.FACT_QUERY_COLUMNS).set_index("id")
-    frame = frame.rename(columns={"tracking_number": "tracking_number"})
-    names = ("phone", "email", "name", "company", "message")
-    present = pd.Series("|", index=frame.index)
-    for name in names:
-        present = present + frame[f"has_{name}"].astype(bool).map({True: name + "|", False: ""})
-    frame["fields"] = present
-    for col in ("answered", "first_time_caller", "pricing_page"):
-        frame[col] = frame[col].astype(bool)
     return frame[list(FACT_COLUMNS)]
 
 

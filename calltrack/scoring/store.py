@@ -50,7 +50,9 @@ def lead_facts_txn(conn: Connection, account_id: int, *, lead_ids: Sequence[int]
             ~sa.exists().where(l2.c.contact_id == leads.c.contact_id, l2.c.created_at < leads.c.created_at),
         )
         .outerjoin(tracking_numbers, tracking_numbers.c.id == leads.c.number_id)
-        .where(leads.c.account_id == account_id, leads.c.id > after_id)
+        # account_id + 0: walk the primary key from after_id; SQLite would otherwise pick the
+        # (account_id, created_at) index, read every lead of the account and sort each chunk.
+        .where((leads.c.account_id + 0) == account_id, leads.c.id > after_id)
         .order_by(leads.c.id)
         .limit(limit)
     )
@@ -83,7 +85,7 @@ def lead_facts_txn(conn: Connection, account_id: int, *, lead_ids: Sequence[int]
             .group_by(f.lead_id)
         )
     }
-    chunk_contacts = sa.select(leads.c.contact_id).where(in_chunk(leads.c.id), leads.c.account_id == account_id)
+    chunk_contacts = sa.select(leads.c.contact_id).where(in_chunk(leads.c.id), (leads.c.account_id + 0) == account_id)
     touch_facts = {
         r[0]: (int(r[1]), int(r[2]), bool(r[3]))
         for r in _fetch(conn, 

@@ -16,7 +16,8 @@ def facts(**overrides) -> pd.DataFrame:
     row = {
         "answered": False, "duration": 0, "first_time_caller": False, "created_at": MONDAY_10AM_NY, "pricing_page": False,
         "pages_viewed": 0, "touchpoints": 0, "kind": "call", "channel": "direct", "source": None, "medium": None,
-        "campaign": None, "tracking_number": None, "form_type": None, "fields": "",
+        "campaign": None, "tracking_number": None, "form_type": None,
+        "has_phone": False, "has_email": False, "has_name": False, "has_company": False, "has_message": False,
     }
     row.update(overrides)
     return pd.DataFrame([row], index=[1])
@@ -42,9 +43,9 @@ def test_forms_fields_and_flags() -> None:
             {"name": "weekend", "when": {"business_hours": False}, "flag": "after-hours"},
         ]
     }
-    r = one(rules, kind="form", form_type="estimate", fields="|phone|email|", campaign="Enterprise")
+    r = one(rules, kind="form", form_type="estimate", has_phone=True, has_email=True, campaign="Enterprise")
     assert (r["score"], r["flags"]) == (50, "enterprise")
-    r = one(rules, kind="form", form_type="estimate", fields="|email|", created_at=MONDAY_10AM_NY - 2 * 86400)
+    r = one(rules, kind="form", form_type="estimate", has_email=True, created_at=MONDAY_10AM_NY - 2 * 86400)
     assert (r["score"], r["flags"]) == (0, "after-hours")
 
 
@@ -56,6 +57,7 @@ def test_forms_fields_and_flags() -> None:
         ({"rules": [{"points": 1}], "thresholds": {"warm": 90, "hot": 80}}, "warm"),
         ({"rules": [{"points": 1}], "business_hours": {"start": "18:00", "end": "09:00"}}, "before end"),
         ({"rules": [{"points": 1, "per": "page"}]}, "touchpoint"), ({"rules": [{"points": 1}], "extra": 1}, "unknown key"),
+        ({"rules": [{"when": {"fields_present": ["fax"]}, "points": 1}]}, "fields_present takes"),
     ],
 )
 def test_bad_rules_name_their_fault(doc, fault) -> None:
@@ -69,7 +71,8 @@ fact_rows = st.fixed_dictionaries({
     "touchpoints": st.integers(0, 50), "kind": st.sampled_from(["call", "form", "callback"]),
     "channel": st.sampled_from(["direct", "paid_search", "email"]), "source": st.none(), "medium": st.none(),
     "campaign": st.sampled_from([None, "enterprise"]), "tracking_number": st.none(), "form_type": st.sampled_from([None, "estimate"]),
-    "fields": st.sampled_from(["", "|phone|", "|email|phone|"]),
+    "has_phone": st.booleans(), "has_email": st.booleans(), "has_name": st.booleans(), "has_company": st.booleans(),
+    "has_message": st.booleans(),
 })
 
 
