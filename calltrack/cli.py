@@ -12,10 +12,11 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from twisted.internet import defer
 
@@ -77,6 +78,23 @@ def _account(app: App, account_id: int | None) -> Any:
     if account is None:
         raise CliError(f"no account {account_id}")
     return account
+
+
+@contextmanager
+def _text_file(path: str) -> Iterator[TextIO]:
+    """An input file (CSV, JSON) opened as UTF-8; an unreadable, mis-encoded or broken file is
+    one clean error for the user, whichever command reads it and however far it got."""
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror}") from None
+    with handle:
+        try:
+            yield handle
+        except UnicodeDecodeError:
+            raise CliError(f"{path} is not UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8)") from None
+        except csv.Error as e:
+            raise CliError(f"{path}: not a readable CSV ({e})") from None
 
 
 def _print(obj: Any, as_json: bool, text: str) -> None:
@@ -184,10 +202,8 @@ def cmd_numbers_add(config: CalltrackConfig, args: argparse.Namespace) -> None:
 def cmd_numbers_import(config: CalltrackConfig, args: argparse.Namespace) -> None:
     app = _open_app(config)
     account = _account(app, args.account)
-    try:
-        text = Path(args.file).read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
+    with _text_file(args.file) as handle:
+        text = handle.read()
     try:
         new = parse_number_csv(
             text,
@@ -389,24 +405,17 @@ def cmd_calls_import(config: CalltrackConfig, args: argparse.Namespace) -> None:
         tz = ZoneInfo(args.timezone or account.timezone)
     except (ValueError, KeyError):
         raise CliError(f"unknown time zone {args.timezone!r} (an IANA name such as America/New_York)") from None
-    try:
-        handle = open(args.file, encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
     problems: list[CdrProblem] = []
+    with _text_file(args.file) as handle:
 
-    def events() -> Any:  # streamed: a year of CDRs is never all in memory
-        for item in read_cdr(handle, tz=tz):
-            if isinstance(item, CdrProblem):
-                problems.append(item)
-            else:
-                yield item
+        def events() -> Any:  # streamed: a year of CDRs is never all in memory
+            for item in read_cdr(handle, tz=tz):
+                if isinstance(item, CdrProblem):
+                    problems.append(item)
+                else:
+                    yield item
 
-    with handle:
-        try:
-            results = app.telephony.ingest_many_sync(account.id, account.default_region, events(), now=time.time(), keep=False)
-        except UnicodeDecodeError:
-            raise CliError(f"{args.file} is not UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8)") from None
+        results = app.telephony.ingest_many_sync(account.id, account.default_region, events(), now=time.time(), keep=False)
     imported, duplicates, methods = results
     summary = {
         "imported": imported, "duplicates": duplicates, "rejected": len(problems), "matched": methods,
@@ -465,37 +474,28 @@ def cmd_leads_import_outcomes(config: CalltrackConfig, args: argparse.Namespace)
 
     app = _open_app(config)
     account = _account(app, args.account)
-    try:
-        handle = open(args.file, encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
     applied = 0
     problems: list[dict[str, Any]] = []
-    with handle:
-        try:
-            for item in read_outcomes_csv(handle):
-                if isinstance(item, OutcomeProblem):
-                    problems.append({"line": item.line, "message": item.message})
-                    continue
-                lead_id = item.lead_id or app.leads.find_sync(
-                    account.id,
-                    phone=read_caller(item.phone, account.default_region).e164 if item.phone else None,
-                    email=normalise_email(item.email),
-                )
-                if lead_id is None:
-                    problems.append({"line": item.line, "message": "no lead of this account has that phone or email"})
-                    continue
-                try:
-                    app.leads.update_sync(account.id, lead_id, item.outcome, actor=f"csv:{Path(args.file).name}"[:64], now=time.time())
-                    applied += 1
-                except LeadNotFound:
-                    problems.append({"line": item.line, "message": f"no lead {lead_id} in this account"})
-                except (InvalidTransition, InvalidOutcome) as e:
-                    problems.append({"line": item.line, "message": str(e)})
-        except UnicodeDecodeError:
-            raise CliError(f"{args.file} is not UTF-8 text; convert it first (e.g. iconv -f latin1 -t utf-8)") from None
-        except csv.Error as e:
-            raise CliError(f"{args.file}: not a readable CSV ({e}); {applied} rows were applied before it") from None
+    with _text_file(args.file) as handle:
+        for item in read_outcomes_csv(handle):
+            if isinstance(item, OutcomeProblem):
+                problems.append({"line": item.line, "message": item.message})
+                continue
+            lead_id = item.lead_id or app.leads.find_sync(
+                account.id,
+                phone=read_caller(item.phone, account.default_region).e164 if item.phone else None,
+                email=normalise_email(item.email),
+            )
+            if lead_id is None:
+                problems.append({"line": item.line, "message": "no lead of this account has that phone or email"})
+                continue
+            try:
+                app.leads.update_sync(account.id, lead_id, item.outcome, actor=f"csv:{Path(args.file).name}"[:64], now=time.time())
+                applied += 1
+            except LeadNotFound:
+                problems.append({"line": item.line, "message": f"no lead {lead_id} in this account"})
+            except (InvalidTransition, InvalidOutcome) as e:
+                problems.append({"line": item.line, "message": str(e)})
     text = f"applied {applied} outcomes, {len(problems)} rows refused"
     for p in problems[:20]:
         text += f"\n  line {p['line']}: {p['message']}"
@@ -575,9 +575,8 @@ def cmd_scoring_set(config: CalltrackConfig, args: argparse.Namespace) -> None:
     app = _open_app(config)
     account = _account(app, args.account)
     try:
-        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise CliError(f"cannot read {args.file}: {e.strerror}") from None
+        with _text_file(args.file) as handle:
+            document = json.loads(handle.read())
     except ValueError as e:
         raise CliError(f"{args.file} is not JSON: {e}") from None
     try:

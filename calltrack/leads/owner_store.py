@@ -91,7 +91,7 @@ def add_rule_txn(conn: Connection, account_id: int, priority: int, when: Any, ow
 
 
 def list_rules_txn(conn: Connection, account_id: int) -> list[OwnerRule]:
-    rows = conn.execute(sa.select(owner_rules).where(owner_rules.c.account_id == account_id).order_by(owner_rules.c.priority, owner_rules.c.id)).all()
+    rows = conn.execute(_RULES, {"account_id": account_id}).all()
     return [OwnerRule(r.id, r.priority, parse_conditions(json.loads(r.conditions)), r.owner_id) for r in rows]
 
 
@@ -104,6 +104,9 @@ _ACTIVE_OWNERS = (
     .where(owners.c.account_id == sa.bindparam("account_id"), owners.c.active.is_(True))
     .order_by(owners.c.id)
 )
+# Several processes assigning at once take turns on the managers' rows (PostgreSQL).
+_ACTIVE_OWNERS_LOCKED = _ACTIVE_OWNERS.with_for_update()
+_RULES = sa.select(owner_rules).where(owner_rules.c.account_id == sa.bindparam("account_id")).order_by(owner_rules.c.priority, owner_rules.c.id)
 _LAST_TURN = sa.select(sa.func.max(owners.c.last_turn)).where(owners.c.account_id == sa.bindparam("account_id"))
 
 
@@ -111,7 +114,7 @@ def assign_owner_txn(conn: Connection, account_id: int, lead_id: int, facts: dic
     """Give a new lead its owner: the first matching rule's, else the active manager whose turn
     it is (round robin that survives restarts and several processes: the managers' rows are
     locked while one is chosen). None when the account has no managers."""
-    q = _ACTIVE_OWNERS.with_for_update() if conn.dialect.name == "postgresql" else _ACTIVE_OWNERS
+    q = _ACTIVE_OWNERS_LOCKED if conn.dialect.name == "postgresql" else _ACTIVE_OWNERS
     active = conn.execute(q, {"account_id": account_id}).all()
     if not active:
         return None

@@ -16,8 +16,9 @@ from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
-# Providers whose events we read. "cdr" is a bulk import of PBX call logs.
-PROVIDERS = ("twilio", "telnyx", "pbx", "cdr")
+# Providers whose events we read. A bulk import of PBX call logs (cdr.py) is "pbx" too: the
+# same calls as the PBX's live webhooks.
+PROVIDERS = ("twilio", "telnyx", "pbx")
 
 # What an event says happened.
 KINDS = ("started", "ringing", "answered", "completed", "recording")

@@ -178,3 +178,19 @@ def test_leads_import_outcomes_cli(cli, tmp_path: Path) -> None:  # noqa: F811
     assert result["applied"] == 1 and result["refused"] == 1 and "no lead" in result["problems"][0]["message"]
     again = json.loads(cli("--json", "leads", "import-outcomes", "crm.csv"))
     assert again["applied"] == 1  # the same outcome again changes nothing, and is no error
+
+
+def test_bad_input_files_are_one_clean_error_each(cli, tmp_path: Path) -> None:  # noqa: F811
+    cli("db", "upgrade")
+    cli("account", "create", "Acme", "--timezone", "UTC", "--currency", "usd", "--region", "US")
+    (tmp_path / "latin1.csv").write_bytes("lead_id,notes\n1,Jos\xe9\n".encode("latin-1"))
+    (tmp_path / "huge.csv").write_text("lead_id,notes\n1,\"" + "x" * 200_000 + "\"\n")
+    (tmp_path / "rules.json").write_bytes(b"\xff\xfe{")
+    for command in (("leads", "import-outcomes"), ("calls", "import"), ("numbers", "import")):
+        assert "not UTF-8" in cli(*command, "latin1.csv", ok=False)
+        assert "cannot read" in cli(*command, "missing.csv", ok=False)
+    assert "not a readable CSV" in cli("leads", "import-outcomes", "huge.csv", ok=False)
+    assert "unreadable CSV" in cli("calls", "import", "huge.csv")  # the CDR reader reports it as a rejected row
+    assert "not UTF-8" in cli("scoring", "set", "rules.json", ok=False)
+    (tmp_path / "rules.json").write_text("{not json")
+    assert "not JSON" in cli("scoring", "set", "rules.json", ok=False)

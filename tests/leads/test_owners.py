@@ -65,7 +65,6 @@ def test_spam_leads_get_no_owner_and_calls_are_assigned_too(app, http, tenant):
     setup_phones(app, tenant)
     http.request("POST", "/v1/owners", json_body={"name": "Ann"}, key=tenant.key)
     twilio_post(http, "/v1/webhooks/twilio/voice", voice_params("CA" + "1" * 32, to=STATIC_NUMBER))
-    from calltrack.telephony.store import block_caller_txn  # noqa: F401 - the service path is tested elsewhere
     from tests.conftest import resolve
 
     resolve(app.telephony.block_caller(tenant.account.id, "+14155550111", "robocaller"))
