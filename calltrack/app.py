@@ -19,6 +19,8 @@ from calltrack.compute import ComputePool
 from calltrack.config import CalltrackConfig
 from calltrack.db.engine import create_engine
 from calltrack.db.pool import DBPool
+from calltrack.leads.outbox_service import OutboxService
+from calltrack.leads.outbox_resources import LeadWebhookResources
 from calltrack.leads.resources import FormResources, LeadResources, OwnerResources
 from calltrack.leads.service import FormsService, LeadsService, OwnersService
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
@@ -51,13 +53,16 @@ class App:
     leads: LeadsService
     owners: OwnersService
     scoring: ScoringService
+    outbox: OutboxService
 
     def start(self) -> None:
         self.db.start()
         self.compute.start()
         self.numbers.start()
+        self.outbox.start()
 
     def stop(self) -> None:
+        self.outbox.stop()
         self.numbers.stop()
         self.compute.stop()
         self.db.stop()
@@ -98,6 +103,8 @@ def build_app(
     LeadResources(leads, accounts).register(router)
     owners = OwnersService(db, clock)
     OwnerResources(owners, accounts).register(router)
+    outbox = OutboxService(db, clock, config.outbox, registry=registry)
+    LeadWebhookResources(outbox, accounts).register(router)
     telephony = TelephonyService(db, clock, accounts, config.leads, registry=registry)
     scoring = ScoringService(db, clock, compute)
     telephony.scoring = forms.scoring = scoring
@@ -106,4 +113,4 @@ def build_app(
     PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
-    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners, scoring)
+    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners, scoring, outbox)

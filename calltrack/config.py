@@ -101,6 +101,30 @@ class TelephonyConfig:
 
 
 @dataclass(frozen=True)
+class OutboxConfig:
+    """Outbound lead webhooks (to the advertiser's CRM), delivered from the outbox table."""
+
+    # One attempt: connect, send, and read the answer's status within this.
+    timeout_seconds: float = 10.0
+    # Back-off after the n-th failure: base × 2^(n-1), at most max (each ±10%, fixed per delivery).
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 6 * 3600.0
+    # After this many failed attempts a delivery is 'failed' (kept; resend it by API or CLI).
+    # 18 attempts at the defaults span about two and a half days.
+    max_attempts: int = 18
+    # How often the dispatcher looks for due deliveries.
+    poll_seconds: float = 1.0
+    # Attempts in flight at once, in all and to one endpoint (a slow CRM holds only its share).
+    max_in_flight: int = 32
+    max_in_flight_per_endpoint: int = 4
+    max_endpoints_per_account: int = 10
+    # Allow targets on loopback, private and link-local addresses given literally (an
+    # internal CRM). Off by default: an API key must not turn calltrack into a probe of the
+    # network it runs in.
+    allow_private_targets: bool = False
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     # "json" (one JSON object a line) or "text".
@@ -115,6 +139,7 @@ class CalltrackConfig:
     ratelimit: RateLimitConfig = field(default_factory=RateLimitConfig)
     leads: LeadsConfig = field(default_factory=LeadsConfig)
     telephony: TelephonyConfig = field(default_factory=TelephonyConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -224,5 +249,14 @@ def _validate(config: CalltrackConfig) -> None:
         raise ConfigError("must be between 5 and 600", ("telephony", "dial_timeout_seconds"))
     if not 30 <= config.telephony.signature_tolerance_seconds <= 3600:
         raise ConfigError("must be between 30 and 3600", ("telephony", "signature_tolerance_seconds"))
+    o = config.outbox
+    for key in ("timeout_seconds", "backoff_base_seconds", "poll_seconds"):
+        if not 0 < getattr(o, key) <= 3600:
+            raise ConfigError("must be above 0 and at most 3600", ("outbox", key))
+    if o.backoff_max_seconds < o.backoff_base_seconds:
+        raise ConfigError("must be at least backoff_base_seconds", ("outbox", "backoff_max_seconds"))
+    for key in ("max_attempts", "max_in_flight", "max_in_flight_per_endpoint", "max_endpoints_per_account"):
+        if getattr(o, key) < 1:
+            raise ConfigError("must be at least 1", ("outbox", key))
     if config.numbers.default_hold_seconds <= 0:
         raise ConfigError("must be positive", ("numbers", "default_hold_seconds"))

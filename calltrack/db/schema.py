@@ -481,3 +481,65 @@ scoring_rules = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     sa.UniqueConstraint("account_id", "version"),
 )
+
+# -- outbound lead webhooks (leads/outbox*.py) --------------------------------------------------
+
+lead_webhooks = sa.Table(
+    "lead_webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    # HMAC-SHA256 key for X-CT-Signature; in clear because we sign with it (shown once).
+    sa.Column("secret", sa.String(100), nullable=False),
+    # The events it wants, comma-wrapped (",lead.created,lead.qualified,") so that one
+    # LIKE finds the subscribers of an event inside the transaction that caused it.
+    sa.Column("events", sa.String(200), nullable=False),
+    sa.Column("description", sa.String(200), nullable=False, server_default=""),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("disabled_at", Time),
+)
+
+# The outbox: one row per (event, endpoint), written in the transaction that made the event,
+# so an event is never lost and never sent for a change that rolled back.
+lead_webhook_deliveries = sa.Table(
+    "lead_webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("webhook_id", sa.ForeignKey("lead_webhooks.id"), nullable=False),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("lead_id", sa.ForeignKey("leads.id"), nullable=False),
+    # 'lead.created', 'lead.qualified', 'lead.stage_changed'.
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("occurred_at", Time, nullable=False),
+    # JSON of the change ({"from": "new", "to": "mql", "by": "api"}), when there is one.
+    sa.Column("detail", sa.Text),
+    # 'pending' → 'delivered', or 'failed' after the last attempt, or 'cancelled' when the
+    # endpoint was removed. A pending row is due at next_attempt_at; a dispatcher claims it
+    # by moving next_attempt_at past its attempt's timeout.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Time),
+    # The JSON sent, fixed at the first attempt so that every retry sends the same bytes.
+    sa.Column("body", sa.Text),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("delivered_at", Time),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_lead_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_lead_webhook_deliveries_webhook", "webhook_id", "id"),
+)
+
+lead_webhook_attempts = sa.Table(
+    "lead_webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("delivery_id", sa.ForeignKey("lead_webhook_deliveries.id"), nullable=False, index=True),
+    sa.Column("at", Time, nullable=False),
+    # The HTTP status, or none when there was no answer (error says why: timeout, refused…).
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.String(300)),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("response_excerpt", sa.String(500)),
+)

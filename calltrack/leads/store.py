@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from calltrack.db.schema import accounts, calls, contact_visitors, contacts, form_submissions, lead_events, leads
 from calltrack.db.statements import insert_ignoring_conflicts
-from calltrack.leads import owner_store
+from calltrack.leads import outbox_store, owner_store
 from calltrack.numbers import store as numbers_store
 from calltrack.scoring.stages import RESPONDED_STAGES, TRANSITIONS, InvalidOutcome, bant_stage, check_transition, read_bant
 
@@ -216,6 +216,7 @@ def attach_to_lead_txn(
     if spam_reason is None:
         facts = {k: row[k] for k in ("channel", "source", "medium", "campaign", "kind", "form_type")} | {"region": region, "country": country}
         owner_store.assign_owner_txn(conn, account_id, int(lead_id), facts, at)
+        outbox_store.lead_created_txn(conn, account_id, int(lead_id), at)  # a CRM wants no spam
     return LeadLink(contact_id, int(lead_id), True)
 
 
@@ -270,7 +271,7 @@ def set_form_link_txn(conn: Connection, form_id: int, link: LeadLink) -> None:
 
 def mark_lead_spam_txn(conn: Connection, lead_id: int, reason: str, *, now: float | None = None) -> None:
     """Spam, by a rule: kept with its reason, out of every count. A stage sales set stands."""
-    q = sa.select(leads.c.stage, leads.c.last_activity_at).where(
+    q = sa.select(leads.c.account_id, leads.c.stage, leads.c.last_activity_at).where(
         leads.c.id == lead_id, leads.c.spam_reason.is_(None), leads.c.stage_set_by != "sales"
     )
     if conn.dialect.name == "postgresql":
@@ -287,6 +288,7 @@ def mark_lead_spam_txn(conn: Connection, lead_id: int, reason: str, *, now: floa
             {"lead_id": lead_id, "ts": at, "field": "spam_reason", "old": None, "new": reason, "actor": f"system:{reason}"},
         ],
     )
+    outbox_store.stage_moves_txn(conn, [(row.account_id, lead_id, row.stage, "spam")], at=at, actor=f"system:{reason}")
 
 
 def note_response_txn(conn: Connection, lead_id: int, at: float) -> None:
@@ -368,6 +370,8 @@ def apply_outcome_txn(
                 if key in changes
             ],
         )
+        if "stage" in changes:
+            outbox_store.stage_moves_txn(conn, [(account_id, lead_id, row.stage, changes["stage"])], at=now, actor=actor)
     lead = get_lead_txn(conn, account_id, lead_id)
     assert lead is not None
     return lead

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from calltrack.db.schema import accounts, calls, contact_visitors, form_submissions, lead_events, leads, scoring_rules, touchpoints, tracking_numbers
+from calltrack.leads import outbox_store
 
 FACT_QUERY_COLUMNS = (
     "id", "created_at", "kind", "channel", "source", "medium", "campaign", "form_type", "tracking_number",
@@ -142,7 +143,7 @@ def apply_scores_txn(conn: Connection, version: int, scored: Sequence[tuple[int,
     for start in range(0, len(candidates), 500):
         ids = candidates[start : start + 500]
         rows = conn.execute(
-            sa.select(leads.c.id, leads.c.stage).where(
+            sa.select(leads.c.id, leads.c.account_id, leads.c.stage).where(
                 leads.c.id.in_(ids), leads.c.stage.in_(("new", "contacted")), leads.c.stage_set_by != "sales"
             )
         ).all()
@@ -152,5 +153,6 @@ def apply_scores_txn(conn: Connection, version: int, scored: Sequence[tuple[int,
                 lead_events.insert(),
                 [{"lead_id": r.id, "ts": now, "field": "stage", "old": r.stage, "new": "mql", "actor": f"system:scoring:v{version}"} for r in rows],
             )
+            outbox_store.stage_moves_txn(conn, [(r.account_id, r.id, r.stage, "mql") for r in rows], at=now, actor=f"system:scoring:v{version}")
             promoted += len(rows)
     return promoted

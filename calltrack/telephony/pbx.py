@@ -1,9 +1,8 @@
 """Our own signed JSON call events, for Asterisk, FreeSWITCH or any PBX. Pure.
 
-A PBX posts one JSON object per event to ``POST /v1/webhooks/calls`` with the header
-``X-CT-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>``. Signing the
-timestamp with the body lets us refuse replays; several ``v1=`` entries let a PBX sign with
-the old and the new secret while a secret is being rotated.
+A PBX posts one JSON object per event to ``POST /v1/webhooks/calls`` signed with our scheme
+(calltrack/signatures.py): ``X-CT-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+"<t>." + body)>``, several ``v1=`` while a secret is being rotated.
 
 Body::
 
@@ -19,12 +18,12 @@ so a newer PBX script still works with an older server.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Sequence
 from typing import Any
 
+from calltrack.signatures import HEADER, mac, sign  # noqa: F401 - sign: pbx.sign for PBX scripts and tests
 from calltrack.telephony.events import (
     BadSignature,
     CallEvent,
@@ -36,7 +35,6 @@ from calltrack.telephony.events import (
     parse_time,
 )
 
-HEADER = "X-CT-Signature"
 MAX_HEADER = 4096
 MAX_KEYS = 100
 MAX_DURATION = 7 * 86400
@@ -58,15 +56,6 @@ DISPOSITIONS = {
 }
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
-
-
-def sign(secret: str, body: bytes, *, timestamp: int) -> str:
-    """The X-CT-Signature value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
-
-
-def _mac(secret: str, timestamp: int | str, body: bytes) -> str:
-    return hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def verify_signature(
@@ -94,7 +83,7 @@ def verify_signature(
     for index, secret in enumerate(secrets):
         if not secret:
             continue
-        expected = _mac(secret, timestamp, raw_body).encode("ascii")
+        expected = mac(secret, timestamp, raw_body).encode("ascii")
         if any(hmac.compare_digest(expected, given) for given in macs):
             return index
     raise BadSignature(f"{HEADER} does not match")

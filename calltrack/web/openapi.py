@@ -173,6 +173,32 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"201": _json("OwnerRule", "created"), **_ACCOUNT_ERRORS},
     },
     ("DELETE", "/v1/owner-rules/{id}"): {"summary": "Remove an assignment rule", "parameters": [_id()], "responses": {"204": {"description": "removed"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/lead-webhooks"): {"summary": "Outbound lead webhooks (the advertiser's CRM endpoints), with delivery counts by status", "responses": {"200": _list("webhooks", "LeadWebhook"), **_ACCOUNT_ERRORS}},
+    ("POST", "/v1/lead-webhooks"): {
+        "summary": "Register a CRM endpoint for lead.created, lead.qualified and/or lead.stage_changed; answers the signing secret, once",
+        "requestBody": _body("NewLeadWebhook"),
+        "responses": {"201": _json("LeadWebhook", "created (with 'secret')"), "409": _ERROR, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/lead-webhooks/{id}"): {"summary": "One lead webhook", "parameters": [_id()], "responses": {"200": _json("LeadWebhook"), **_ACCOUNT_ERRORS}},
+    ("DELETE", "/v1/lead-webhooks/{id}"): {"summary": "Stop a lead webhook; its pending deliveries are cancelled (the log stays)", "parameters": [_id()], "responses": {"200": {"description": "removed"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/lead-webhooks/{id}/deliveries"): {
+        "summary": "The delivery log, newest first",
+        "parameters": [
+            _id(), _q("status", "pending, delivered, failed or cancelled"), _q("lead_id", "one lead's events", schema={"type": "integer"}),
+            _q("limit", "1-500, default 50", schema={"type": "integer"}), _q("cursor", "next_cursor of the previous page", schema={"type": "integer"}),
+        ],
+        "responses": {"200": _list("deliveries", "LeadWebhookDelivery"), **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/lead-webhooks/{id}/deliveries/{delivery}"): {
+        "summary": "One delivery: the body sent and every attempt (time, HTTP status or error, duration, start of the answer)",
+        "parameters": [_id(), _id("delivery")],
+        "responses": {"200": _json("LeadWebhookDelivery"), **_ACCOUNT_ERRORS},
+    },
+    ("POST", "/v1/lead-webhooks/{id}/deliveries/{delivery}/resend"): {
+        "summary": "Send a delivery again (same body and id) with a fresh run of attempts",
+        "parameters": [_id(), _id("delivery")],
+        "responses": {"202": _json("LeadWebhookDelivery", "queued"), "409": _ERROR, **_ACCOUNT_ERRORS},
+    },
     ("GET", "/v1/scoring/rules"): {"summary": "The active qualification rules and their version (0: the built-in defaults)", "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
     ("PUT", "/v1/scoring/rules"): {
         "summary": "New qualification rules (a new version; rules that do not parse answer 400 and the active version stays)",
@@ -313,6 +339,31 @@ SCHEMAS: dict[str, Any] = {
     "Owner": {
         "type": "object",
         "properties": {"id": _INT, "name": _STR, "email": _NSTR, "active": {"type": "boolean"}, "leads": _INT, "open": _INT, "customers": _INT},
+    },
+    "NewLeadWebhook": {
+        "type": "object",
+        "properties": {
+            "url": _STR, "description": _STR,
+            "events": {"type": "array", "items": {"enum": ["lead.created", "lead.qualified", "lead.stage_changed"]}, "description": "default: all"},
+        },
+        "required": ["url"],
+    },
+    "LeadWebhook": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "url": _STR, "events": {"type": "array", "items": _STR}, "description": _STR, "active": {"type": "boolean"},
+            "created_at": _NUM, "disabled_at": {"type": ["number", "null"]}, "deliveries": {"type": "object"},
+            "secret": {"type": "string", "description": "only when created"},
+        },
+    },
+    "LeadWebhookDelivery": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "webhook_id": _INT, "lead_id": _INT, "event": _STR, "occurred_at": _NUM, "change": {"type": ["object", "null"]},
+            "status": {"enum": ["pending", "delivered", "failed", "cancelled"]}, "attempts": _INT, "next_attempt_at": {"type": ["number", "null"]},
+            "last_status": {"type": ["integer", "null"]}, "last_error": _NSTR, "delivered_at": {"type": ["number", "null"]}, "created_at": _NUM,
+            "body": {"type": ["object", "null"]}, "attempt_log": {"type": "array"},
+        },
     },
     "OwnerRule": {
         "type": "object",
