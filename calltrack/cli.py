@@ -586,6 +586,79 @@ def cmd_scoring_set(config: CalltrackConfig, args: argparse.Namespace) -> None:
     _print({"version": version}, args.json, f"rules stored as version {version}; run `calltrack scoring backfill` to re-score past leads")
 
 
+def cmd_webhooks_add(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.leads.outbox import InvalidWebhook
+    from calltrack.leads.outbox_store import OutboxConflict
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    events = args.events.split(",") if args.events else None
+    try:
+        webhook, secret = run_now(app.outbox.add(account.id, args.url, events, args.description or ""))
+    except (InvalidWebhook, OutboxConflict) as e:
+        raise CliError(str(e)) from None
+    text = (
+        f"lead webhook {webhook.id}: {webhook.url} ({', '.join(webhook.events)})\n"
+        f"  signing secret (shown once; verify X-CT-Signature with it): {secret}\n"
+        "  a running `calltrack serve` starts delivering within a second"
+    )
+    _print(webhook.to_json() | {"secret": secret}, args.json, text)
+
+
+def cmd_webhooks_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    found = run_now(app.outbox.list(account.id))
+    text = "\n".join(
+        f"{w.id}: {w.url}{'' if w.active else ' (removed)'}  {', '.join(w.events)}  "
+        + (", ".join(f"{k} {v}" for k, v in sorted(w.counts.items())) or "no deliveries yet")
+        for w in found
+    ) or "no lead webhooks"
+    _print({"webhooks": [w.to_json() for w in found]}, args.json, text)
+
+
+def cmd_webhooks_remove(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.leads.outbox_store import OutboxError
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        cancelled = run_now(app.outbox.remove(account.id, args.id))
+    except OutboxError as e:
+        raise CliError(str(e)) from None
+    _print({"removed": True, "cancelled_deliveries": cancelled}, args.json, f"removed lead webhook {args.id}; {cancelled} pending deliveries cancelled")
+
+
+def cmd_webhooks_deliveries(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.leads.outbox_store import OutboxError
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        found = run_now(app.outbox.deliveries(account.id, args.id, status=args.status, limit=args.limit))
+    except OutboxError as e:
+        raise CliError(str(e)) from None
+    text = "\n".join(
+        f"{d['id']}: {d['event']} lead {d['lead_id']}  {d['status']} after {d['attempts']} attempts"
+        + (f"  last: {d['last_error']}" if d["last_error"] else "")
+        + (f"  next at {_when(d['next_attempt_at'])}" if d["next_attempt_at"] else "")
+        for d in found
+    ) or "no deliveries"
+    _print({"deliveries": found}, args.json, text)
+
+
+def cmd_webhooks_resend(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.leads.outbox_store import OutboxConflict, OutboxError
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        found = run_now(app.outbox.resend(account.id, args.id, args.delivery))
+    except (OutboxError, OutboxConflict) as e:
+        raise CliError(str(e)) from None
+    _print(found, args.json, f"delivery {found['id']} queued again; a running `calltrack serve` sends it")
+
+
 def cmd_scoring_backfill(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -790,6 +863,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", type=int, default=100)
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_owners_rule)
+
+    wh = sub.add_parser("lead-webhooks", help="outbound lead webhooks to a CRM, and their delivery log").add_subparsers(dest="webhooks_command", required=True)
+    p = wh.add_parser("add", help="post lead events to URL, signed (prints the secret once)")
+    p.add_argument("url")
+    p.add_argument("--events", help="comma-separated: lead.created, lead.qualified, lead.stage_changed (default: all)")
+    p.add_argument("--description")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_webhooks_add)
+    p = wh.add_parser("list", help="the endpoints with their delivery counts")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_webhooks_list)
+    p = wh.add_parser("remove", help="stop an endpoint; its pending deliveries are cancelled")
+    p.add_argument("id", type=int)
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_webhooks_remove)
+    p = wh.add_parser("deliveries", help="an endpoint's delivery log, newest first")
+    p.add_argument("id", type=int)
+    p.add_argument("--status", choices=["pending", "delivered", "failed", "cancelled"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_webhooks_deliveries)
+    p = wh.add_parser("resend", help="send a delivery again (same body and id)")
+    p.add_argument("id", type=int, help="the endpoint")
+    p.add_argument("delivery", type=int)
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_webhooks_resend)
 
     sc = sub.add_parser("scoring", help="qualification rules and scores").add_subparsers(dest="scoring_command", required=True)
     p = sc.add_parser("show", help="the active rules and their version")

@@ -24,12 +24,17 @@ from calltrack.config import OutboxConfig
 from calltrack.db.pool import DBPool
 from calltrack.leads import outbox_store as store
 from calltrack.leads import store as leads_store
-from calltrack.leads.outbox import check_target, excerpt, next_delay, read_events, request_headers, retry_after
+from calltrack.leads.outbox import backoff, check_target, excerpt, next_delay, read_events, request_headers, retry_after
 
 logger = logging.getLogger(__name__)
 
 _BACKLOG_EVERY = 10.0  # seconds between refreshes of the backlog gauges
-_RESPONSE_BYTES = 2048  # of an answer kept for the log; the rest is read and dropped
+_RESPONSE_BYTES = 2048
+# A claim lasts the attempt's timeout and this much more, time enough to record the outcome;
+# a process that dies mid-attempt delays its deliveries by no more than that.
+_RECORD_MARGIN = 10.0
+ENDPOINT_STRIKES = 3
+ENDPOINT_REST_MAX = 300.0  # of an answer kept for the log; the rest is read and dropped
 
 
 def _lead_json(conn: Any, account_id: int, lead_id: int) -> dict[str, Any] | None:
@@ -55,6 +60,9 @@ class OutboxService:
         self._ticking = False
         self._more = False
         self._in_flight: dict[int, int] = {}
+        # Endpoints failing in a row: (failures, resting until). A dead CRM gets a probe now
+        # and then, not an attempt for every new lead (each attempt costs database writes).
+        self._failing: dict[int, tuple[int, float]] = {}
         self._last_backlog = float("-inf")
         registry = registry or CollectorRegistry()
         self.attempts = Counter(
@@ -151,8 +159,8 @@ class OutboxService:
                 return 0
             claims = await self._db.run(
                 "claim_lead_webhooks", store.claim_due_txn, now, room,
-                hold_seconds=self._config.timeout_seconds + 60.0, per_webhook=self._config.max_in_flight_per_endpoint,
-                in_flight=dict(self._in_flight), lead_json=_lead_json,
+                hold_seconds=self._config.timeout_seconds + _RECORD_MARGIN, per_webhook=self._config.max_in_flight_per_endpoint,
+                in_flight=dict(self._in_flight), resting=[w for w, (_, until) in self._failing.items() if until > now], lead_json=_lead_json,
             )
             for claim in claims:
                 self._in_flight[claim.webhook_id] = self._in_flight.get(claim.webhook_id, 0) + 1
@@ -217,6 +225,7 @@ class OutboxService:
         ended = self._clock.seconds()
         self.attempts.labels(outcome).inc()
         delivered = err is None
+        self._note_endpoint(claim.webhook_id, delivered, ended)
         retry_at = None
         if not delivered and claim.attempt < cfg.max_attempts:
             retry_at = ended + next_delay(claim.attempt, claim.delivery_id, base=cfg.backoff_base_seconds, cap=cfg.backoff_max_seconds, asked=asked)
@@ -227,6 +236,20 @@ class OutboxService:
         if new_status == "failed":
             self.given_up.inc()
             logger.warning("lead webhook delivery %d to endpoint %d failed for good after %d attempts: %s", claim.delivery_id, claim.webhook_id, claim.attempt, err)
+
+    def _note_endpoint(self, webhook_id: int, delivered: bool, now: float) -> None:
+        """After ENDPOINT_STRIKES failures in a row an endpoint rests (its deliveries wait,
+        unattempted) for a back-off of its own, at most ENDPOINT_REST_MAX; a success ends it."""
+        if delivered:
+            self._failing.pop(webhook_id, None)
+            return
+        failures = self._failing.get(webhook_id, (0, 0.0))[0] + 1
+        until = 0.0
+        if failures >= ENDPOINT_STRIKES:
+            cfg = self._config
+            rest = backoff(failures - ENDPOINT_STRIKES + 1, webhook_id, base=cfg.backoff_base_seconds, cap=min(ENDPOINT_REST_MAX, cfg.backoff_max_seconds))
+            until = now + rest
+        self._failing[webhook_id] = (failures, until)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str | None]:
         import treq

@@ -177,11 +177,13 @@ def claim_due_txn(
     hold_seconds: float,
     per_webhook: int,
     in_flight: Mapping[int, int],
+    resting: Iterable[int] = (),
     lead_json: Callable[[Connection, int, int], dict[str, Any] | None],
 ) -> list[Claim]:
     """Claim up to ``limit`` due deliveries, oldest due first, at most ``per_webhook`` in
     flight to one endpoint counting the ``in_flight`` attempts this process already has (a
-    hanging endpoint keeps its share busy, not every slot, and its due rows are not even read).
+    hanging endpoint keeps its share busy, not every slot, and its due rows are not even read)
+    and none for the ``resting`` endpoints (failing in a row; the dispatcher decides).
 
     A claimed row is due again ``hold_seconds`` later unless its attempt is recorded first;
     its body is fixed now if this is its first attempt (``lead_json`` renders the lead)."""
@@ -193,7 +195,7 @@ def claim_due_txn(
         .order_by(D.c.next_attempt_at, D.c.id)
         .limit(limit * 4)
     )
-    skip = sorted(w for w, n in in_flight.items() if n >= per_webhook)
+    skip = sorted({w for w, n in in_flight.items() if n >= per_webhook} | set(resting))
     if skip:
         q = q.where(D.c.webhook_id.not_in(skip))
     claims: list[Claim] = []

@@ -39,6 +39,11 @@ distinct CallSid: no duplicate, bad-signature or invalid deliveries), and wrk's 
 is within the connections in flight at its stop. Failures print as FAIL lines. The CPU used
 by other processes during each run is shown (``other``): on a busy machine, rerun.
 
+``--crm hanging|failing`` subscribes a lead webhook for every lead event at a local CRM
+endpoint that never answers (each attempt waits out the 10 s timeout) or answers 500 at once
+(every new lead's event is attempted straight away and retried with back-off): the figures
+then show what a broken CRM costs ingestion, and the report adds the outbox's counts.
+
 Other options: ``--threads`` (wrk threads), ``--warmup`` seconds, ``--pool-size`` and
 ``--leased`` (pool numbers, and how many visitors hold one), ``--json-out FILE``, ``--keep``
 (keep the temp directory: database, server logs, request files, Lua scripts).
@@ -307,6 +312,35 @@ def sent_call_sids(requests_file: Path, sent_per_thread: list[int]) -> set[str]:
     return out
 
 
+# -- a broken CRM (--crm) -----------------------------------------------------------------------
+
+
+def start_crm(mode: str) -> Any:
+    """A lead webhook endpoint in a thread of this process: 'hanging' holds each request a
+    minute without answering; 'failing' answers 500 at once."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if mode == "hanging":
+                time.sleep(60)
+                return
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"  # type: ignore[attr-defined]
+    return server
+
+
 # -- the benchmark -------------------------------------------------------------------------------
 
 
@@ -326,6 +360,7 @@ class Bench:
         self.account_sid = "AC" + secrets.token_hex(16)
         self.token = secrets.token_hex(16)
         self.calls: VoiceCalls | None = None
+        self.crm: Any = None
         self.env = dict(
             os.environ,
             CALLTRACK_DATABASE_URL=f"sqlite:///{self.db_path}",
@@ -382,6 +417,11 @@ class Bench:
         self.ctl("telephony", "add", "twilio", "--account-sid", self.account_sid, "--secret", self.token)
         say(f"  account {account['id']}, site {site['id']}, pool of {len(pool)} numbers, a static number, "
             f"a Twilio credential ({self.account_sid})")
+        if a.crm != "none":
+            self.crm = start_crm(a.crm)
+            self.env["CALLTRACK_OUTBOX_ALLOW_PRIVATE_TARGETS"] = "true"
+            self.ctl("lead-webhooks", "add", self.crm.url)
+            say(f"  a lead webhook for every event at a {a.crm} CRM ({self.crm.url})")
 
         bare_port = free_port()
         bare = Server("bare", [sys.executable, __file__, "--serve-bare", str(bare_port), "--public-url", self.public],
@@ -630,6 +670,13 @@ class Bench:
         ratio_ok = ratio >= TARGET_RATIO
         print(f"throughput: {voice.ok_rps:.0f} voice webhooks/s committed vs {bare.ok_rps:.0f}/s bare: ratio {ratio:.2f} "
               f"({'met' if ratio_ok else 'NOT met'}, target ≥ {TARGET_RATIO:.2f})")
+        outbox = None
+        if a.crm != "none":
+            with sqlite3.connect(self.db_path) as db:
+                outbox = dict(db.execute("SELECT status, count(*) FROM lead_webhook_deliveries GROUP BY status").fetchall())
+                outbox["attempts"] = db.execute("SELECT count(*) FROM lead_webhook_attempts").fetchone()[0]
+            print(f"outbox with a {a.crm} CRM: {outbox.get('pending', 0)} deliveries pending, {outbox.get('delivered', 0)} delivered, "
+                  f"{outbox['attempts']} attempts made during the runs (none can succeed)")
         lat_ok = None
         if lat is not None:
             lat_ok = lat.p99_ms < TARGET_P99_MS
@@ -648,6 +695,7 @@ class Bench:
             "latency_p99_target_ms": TARGET_P99_MS,
             "latency_met": lat_ok,
             "checks": self.checks,
+            "outbox": outbox,
         }
 
     def cleanup(self) -> None:
@@ -671,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="bare and calltrack in turn N times; medians shown (default 1)")
     p.add_argument("--pool-size", type=int, default=2000, help="pool numbers (default 2000)")
     p.add_argument("--leased", type=int, default=1000, help="visitors holding a pool number during the runs (default 1000)")
+    p.add_argument("--crm", choices=["none", "hanging", "failing"], default="none",
+                   help="subscribe a lead webhook at a local CRM that hangs or fails (default none)")
     p.add_argument("--json-out", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temp directory (database, logs, request files, Lua scripts)")
     p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)

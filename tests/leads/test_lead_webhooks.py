@@ -20,6 +20,7 @@ from calltrack.leads.outbox import InvalidWebhook, backoff, check_target, read_e
 from calltrack.telephony import pbx
 from tests.conftest import START, make_tenant, resolve
 from tests.numbers.helpers import rows
+from tests.test_cli import cli  # noqa: F401 - the fixture
 
 ORIGIN = {"Origin": "https://acme.example"}
 CRM = "https://crm.example/hooks/calltrack"
@@ -394,3 +395,60 @@ def test_the_secret_is_shown_once(app, http, tenant) -> None:
     hook = add_webhook(http, tenant)
     for path in ("/v1/lead-webhooks", f"/v1/lead-webhooks/{hook['id']}"):
         assert hook["secret"] not in json.dumps(http.request("GET", path, key=tenant.key)[1])
+
+
+def test_a_call_lead_and_its_promotion_by_scoring_are_announced(app, http, tenant, clock) -> None:
+    from tests.scoring.test_scoring_service import RULES
+    from tests.telephony.helpers import STATIC_NUMBER, child_status, setup_phones, twilio_post, voice_params
+
+    setup_phones(app, tenant)
+    http.request("PUT", "/v1/scoring/rules", json_body=RULES, key=tenant.key)
+    hook = add_webhook(http, tenant)
+    crm = Crm()
+    stub = use_crm(app, crm)
+    sid = "CA" + "3" * 32
+    twilio_post(http, "/v1/webhooks/twilio/voice", voice_params(sid, to=STATIC_NUMBER))
+    twilio_post(http, "/v1/webhooks/twilio/status", child_status(sid, "completed", 2, duration=95))
+    twilio_post(http, "/v1/webhooks/twilio/status", child_status(sid, "completed", 2, duration=95))  # a retry: no new event
+    clock.advance(1.5)  # scored: 110 points, promoted to MQL
+    while pump(app, stub):
+        pass
+    lead_id = rows(app, "SELECT id FROM leads")[0][0]
+    assert sorted(crm.events()) == [("lead.created", lead_id), ("lead.qualified", lead_id), ("lead.stage_changed", lead_id)]
+    created = next(json.loads(raw) for h, raw in crm.got if h["x-ct-event"] == "lead.created")
+    assert created["data"]["lead"]["kind"] == "call" and created["data"]["lead"]["source"]["match_method"] == "static"
+    move = next(d for d in log(http, tenant, hook) if d["event"] == "lead.qualified")["change"]
+    assert move == {"field": "stage", "from": "new", "to": "mql", "by": "system:scoring:v1"}
+
+
+def test_the_cli_adds_lists_shows_resends_and_removes(cli) -> None:
+    cli("db", "upgrade")
+    cli("account", "create", "Acme")
+    assert "allow_private_targets" in cli("lead-webhooks", "add", "http://127.0.0.1:9/hook", ok=False)
+    assert "unknown event 'lead.won'" in cli("lead-webhooks", "add", CRM, "--events", "lead.created,lead.won", ok=False)
+    added = json.loads(cli("--json", "lead-webhooks", "add", CRM, "--events", "lead.created,lead.qualified", "--description", "HubSpot"))
+    assert added["secret"].startswith("whsec_") and added["events"] == ["lead.created", "lead.qualified"]
+    out = cli("lead-webhooks", "list")
+    assert f"{added['id']}: {CRM}  lead.created, lead.qualified  no deliveries yet" in out and added["secret"] not in out
+    assert cli("lead-webhooks", "deliveries", str(added["id"])).strip() == "no deliveries"
+    assert "no such lead webhook" in cli("lead-webhooks", "deliveries", "99", ok=False)
+    assert "no such delivery" in cli("lead-webhooks", "resend", str(added["id"]), "5", ok=False)
+    assert "0 pending deliveries cancelled" in cli("lead-webhooks", "remove", str(added["id"]))
+    assert "(removed)" in cli("lead-webhooks", "list")
+    assert "was removed" in cli("lead-webhooks", "resend", str(added["id"]), "5", ok=False)
+
+
+def test_a_failing_crm_rests_instead_of_being_tried_for_every_new_lead(app, http, tenant, clock) -> None:
+    hook = add_webhook(http, tenant, ["lead.created"])
+    crm = Crm(500, 500, 500, 500)  # then it recovers
+    stub = use_crm(app, crm)
+    for i in range(10):
+        form(http, tenant, f"r{i}@example.com")
+    assert pump(app, stub) == 4  # its share in flight; all four fail
+    assert pump(app, stub) == 0  # three failures in a row: the endpoint rests, six events wait untried
+    assert sorted(d["attempts"] for d in log(http, tenant, hook)) == [0] * 6 + [1] * 4
+    clock.advance(backoff(2, hook["id"], base=30, cap=300) + 0.01)
+    assert pump(app, stub) == 4  # back: delivered, and the rest follow at once
+    while pump(app, stub):
+        pass
+    assert [d["status"] for d in log(http, tenant, hook)] == ["delivered"] * 10
