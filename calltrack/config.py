@@ -118,6 +118,9 @@ class OutboxConfig:
     max_in_flight: int = 32
     max_in_flight_per_endpoint: int = 4
     max_endpoints_per_account: int = 10
+    # Settled deliveries (delivered, failed, cancelled) and their attempts are deleted after
+    # this many days: the log is for looking into problems, and the bodies hold personal data.
+    keep_days: int = 30
     # Allow targets on loopback, private and link-local addresses given literally (an
     # internal CRM). Off by default: an API key must not turn calltrack into a probe of the
     # network it runs in.
@@ -255,7 +258,7 @@ def _validate(config: CalltrackConfig) -> None:
             raise ConfigError("must be above 0 and at most 3600", ("outbox", key))
     if o.backoff_max_seconds < o.backoff_base_seconds:
         raise ConfigError("must be at least backoff_base_seconds", ("outbox", "backoff_max_seconds"))
-    for key in ("max_attempts", "max_in_flight", "max_in_flight_per_endpoint", "max_endpoints_per_account"):
+    for key in ("max_attempts", "max_in_flight", "max_in_flight_per_endpoint", "max_endpoints_per_account", "keep_days"):
         if getattr(o, key) < 1:
             raise ConfigError("must be at least 1", ("outbox", key))
     if config.numbers.default_hold_seconds <= 0:

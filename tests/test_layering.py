@@ -35,6 +35,8 @@ PURE_MODULES = [
     "calltrack/leads/outcomes.py",
     "calltrack/leads/assignment.py",
     "calltrack/scoring/rules.py",
+    "calltrack/leads/outbox.py",
+    "calltrack/signatures.py",
 ]
 # These must not even import the clock or randomness modules.
 NO_TIME_OR_RANDOM_IMPORT = ["calltrack/numbers/rules.py", "calltrack/numbers/channels.py", "calltrack/numbers/sizing.py"]

@@ -29,6 +29,7 @@ from calltrack.leads.outbox import backoff, check_target, excerpt, next_delay, r
 logger = logging.getLogger(__name__)
 
 _BACKLOG_EVERY = 10.0  # seconds between refreshes of the backlog gauges
+_PRUNE_EVERY = 3600.0
 _RESPONSE_BYTES = 2048
 # A claim lasts the attempt's timeout and this much more, time enough to record the outcome;
 # a process that dies mid-attempt delays its deliveries by no more than that.
@@ -64,6 +65,7 @@ class OutboxService:
         # and then, not an attempt for every new lead (each attempt costs database writes).
         self._failing: dict[int, tuple[int, float]] = {}
         self._last_backlog = float("-inf")
+        self._last_prune = float("-inf")
         registry = registry or CollectorRegistry()
         self.attempts = Counter(
             "calltrack_lead_webhook_attempts", "Lead webhook attempts, by outcome (delivered, http_error, timeout, error)",
@@ -154,6 +156,9 @@ class OutboxService:
                 pending, oldest = await self._db.run("outbox_backlog", store.backlog_txn, now)
                 self.pending.set(pending)
                 self.oldest_due.set(oldest)
+            if now - self._last_prune >= _PRUNE_EVERY:
+                self._last_prune = now
+                await self.prune(now)
             room = self._config.max_in_flight - self.in_flight
             if room <= 0:
                 return 0
@@ -236,6 +241,17 @@ class OutboxService:
         if new_status == "failed":
             self.given_up.inc()
             logger.warning("lead webhook delivery %d to endpoint %d failed for good after %d attempts: %s", claim.delivery_id, claim.webhook_id, claim.attempt, err)
+
+    async def prune(self, now: float) -> int:
+        """Forget settled deliveries older than ``keep_days`` (a batch at a time, so the
+        writer is never held long)."""
+        before = now - self._config.keep_days * 86400.0
+        total = 0
+        while True:
+            n = await self._db.run("prune_lead_webhooks", store.prune_txn, before)
+            total += n
+            if n < 5000:
+                return total
 
     def _note_endpoint(self, webhook_id: int, delivered: bool, now: float) -> None:
         """After ENDPOINT_STRIKES failures in a row an endpoint rests (its deliveries wait,

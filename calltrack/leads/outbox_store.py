@@ -264,6 +264,21 @@ def backlog_txn(conn: Connection, now: float) -> tuple[int, float]:
     return int(pending), max(0.0, now - oldest) if oldest is not None else 0.0
 
 
+def prune_txn(conn: Connection, before: float, *, limit: int = 5000) -> int:
+    """Delete up to ``limit`` settled deliveries last touched before ``before``, with their
+    attempts; returns how many (the caller repeats while it gets a full batch)."""
+    ids = conn.execute(
+        sa.select(D.c.id)
+        .where(D.c.status != "pending", D.c.created_at < before, sa.or_(D.c.delivered_at.is_(None), D.c.delivered_at < before))
+        .order_by(D.c.id)
+        .limit(limit)
+    ).scalars().all()
+    if ids:
+        conn.execute(lead_webhook_attempts.delete().where(lead_webhook_attempts.c.delivery_id.in_(ids)))
+        conn.execute(D.delete().where(D.c.id.in_(ids)))
+    return len(ids)
+
+
 # -- the delivery log --------------------------------------------------------------------------
 
 

@@ -269,16 +269,23 @@ def test_stage_moves_and_subscriptions(app, http, tenant) -> None:
     assert log(http, tenant, everything, lead_id=b, limit=1)[0]["event"] == "lead.stage_changed"
 
 
-def test_spam_leads_are_not_announced(app, http, tenant) -> None:
-    add_webhook(http, tenant)
+def test_spam_leads_are_not_announced_and_a_lead_turned_spam_is_a_stage_move(app, http, tenant) -> None:
     from calltrack.telephony.store import block_caller_txn
+    from tests.telephony.helpers import STATIC_NUMBER, setup_phones, twilio_post, voice_params
 
+    setup_phones(app, tenant)
+    add_webhook(http, tenant)
     app.db.run_sync("block", block_caller_txn, tenant.account.id, "+14155550199", "robocaller", START)
-    status, body, _ = http.request(
-        "POST", "/v1/forms", json_body={"site": tenant.site.site_key, "fields": {"email": "z@example.com"}}, headers=ORIGIN
-    )
-    assert status == 201
-    assert rows(app, "SELECT event FROM lead_webhook_deliveries") == [("lead.created",)]
+    twilio_post(http, "/v1/webhooks/twilio/voice", voice_params("CA" + "4" * 32, caller="+14155550199", to=STATIC_NUMBER))
+    assert rows(app, "SELECT stage FROM leads") == [("spam",)]
+    assert rows(app, "SELECT count(*) FROM lead_webhook_deliveries") == [(0,)]  # a CRM wants no spam
+    twilio_post(http, "/v1/webhooks/twilio/voice", voice_params("CA" + "5" * 32, caller="+14155550111", to=STATIC_NUMBER))
+    app.db.run_sync("block", block_caller_txn, tenant.account.id, "+14155550111", "abusive", START)
+    twilio_post(http, "/v1/webhooks/twilio/voice", voice_params("CA" + "6" * 32, caller="+14155550111", to=STATIC_NUMBER))
+    got = rows(app, "SELECT event, detail FROM lead_webhook_deliveries ORDER BY id")
+    assert [(e, json.loads(d) if d else None) for e, d in got] == [
+        ("lead.created", None), ("lead.stage_changed", {"field": "stage", "from": "new", "to": "spam", "by": "system:blocklisted"})
+    ]
 
 
 def test_a_hanging_crm_holds_only_its_share_and_others_still_get_theirs(app, http, tenant, clock) -> None:
@@ -452,3 +459,21 @@ def test_a_failing_crm_rests_instead_of_being_tried_for_every_new_lead(app, http
     while pump(app, stub):
         pass
     assert [d["status"] for d in log(http, tenant, hook)] == ["delivered"] * 10
+
+
+def test_settled_deliveries_are_forgotten_after_keep_days(app, http, tenant, clock) -> None:
+    hook = add_webhook(http, tenant)
+    crm = Crm(*([500] * 18))
+    stub = use_crm(app, crm)
+    form(http, tenant, "old@example.com")  # will fail for good
+    for _ in range(18):
+        pump(app, stub)
+        clock.advance(7 * 3600)
+    clock.advance(10 * 86400)
+    form(http, tenant, "new@example.com")  # delivered
+    pump(app, stub)
+    clock.advance(25 * 86400)
+    form(http, tenant, "pending@example.com")
+    assert resolve(app.outbox.prune(clock.seconds())) == 1  # the failed one, settled 30+ days ago
+    assert [d["status"] for d in log(http, tenant, hook)] == ["pending", "delivered"]
+    assert rows(app, "SELECT count(*) FROM lead_webhook_attempts") == [(1,)]
