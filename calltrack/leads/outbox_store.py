@@ -157,9 +157,13 @@ def lead_created_txn(conn: Connection, account_id: int, lead_id: int, at: float)
 def stage_moves_txn(conn: Connection, moves: list[tuple[int, int, str | None, str]], *, at: float, actor: str) -> None:
     """Stage moves (account id, lead id, old stage, new stage) made by ``actor`` at ``at``:
     ``lead.stage_changed`` for each, ``lead.qualified`` when one enters the qualified stages."""
+    accounts = {m[0] for m in moves}
+    if len(moves) > 1:  # a scoring run promotes thousands: skip the accounts nobody listens to
+        accounts = set(conn.execute(sa.select(W.c.account_id).where(W.c.account_id.in_(accounts), W.c.active == sa.true()).distinct()).scalars())
     params = [
         _params(account_id, lead_id, event, at, {"field": "stage", "from": old, "to": new, "by": actor}, None)
         for account_id, lead_id, old, new in moves
+        if account_id in accounts
         for event in stage_events(old, new)
     ]
     if params:
