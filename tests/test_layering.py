@@ -37,6 +37,13 @@ PURE_MODULES = [
     "calltrack/scoring/rules.py",
     "calltrack/leads/outbox.py",
     "calltrack/signatures.py",
+    "calltrack/attribution/__init__.py",
+    "calltrack/attribution/journeys.py",
+    "calltrack/attribution/heuristics.py",
+    "calltrack/attribution/markov.py",
+    "calltrack/attribution/shapley.py",
+    "calltrack/attribution/engine.py",
+    "calltrack/attribution/resampling.py",
 ]
 # These must not even import the clock or randomness modules.
 NO_TIME_OR_RANDOM_IMPORT = ["calltrack/numbers/rules.py", "calltrack/numbers/channels.py", "calltrack/numbers/sizing.py"]

@@ -1,0 +1,131 @@
+"""Bootstrap intervals for channel credit: resample journeys, re-run the model. Pure and seeded.
+
+A replicate draws as many journeys as there are (converting and not, with replacement). Drawing
+journeys one by one is the same as one multinomial draw of how often each distinct journey (or
+aggregated path, weighted by how many journeys it stands for) is taken, so a replicate is a
+vector of counts over the prepared journeys: nothing is rebuilt.
+
+- Rule-based models and Shapley are sums over converting journeys: the per-journey credit matrix
+  (journeys × channels, sparse) is built once and a replicate is one product with its counts.
+- Markov re-fits the chain: the transitions of every path are counted once (a sparse
+  paths × transitions matrix), a replicate's transition counts are one product, then the exact
+  solve.
+
+Replicates are seeded independently (``SeedSequence(seed).spawn(n)``, not seed+i), so the result
+is a function of (data, model, options, n, seed, ci) alone. The interval is the percentile
+interval of each channel's credit over the replicates (numpy's linear quantile); ``conversions``
+is the credit on the data as given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.random import PCG64, Generator, SeedSequence
+from scipy import sparse
+
+from calltrack.attribution import markov
+from calltrack.attribution.engine import _RULES, channel_credit, check_options
+from calltrack.attribution.journeys import AttributionError, Journeys, prepare
+from calltrack.attribution.shapley import slot_weights as shapley_slot_weights
+
+MAX_REPLICATES = 10_000
+
+
+def _check(n: object, seed: object, ci: object) -> tuple[int, int, float]:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= MAX_REPLICATES:
+        raise AttributionError(f"bootstrap n must be an integer from 2 to {MAX_REPLICATES}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise AttributionError("bootstrap seed must be an integer ≥ 0")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float, np.floating)) or not 0 < ci < 1:
+        raise AttributionError("bootstrap ci must be between 0 and 1 (e.g. 0.95)")
+    return int(n), int(seed), float(ci)
+
+
+def _journey_credit_matrix(j: Journeys, model: str, opts: dict[str, Any]) -> sparse.csr_matrix:
+    """Credit of one conversion on each journey to each channel (journeys × channels)."""
+    w = shapley_slot_weights(j) if model == "shapley" else _RULES[model](j, **opts)
+    return sparse.csr_matrix((w, (j.slot_journey, j.codes)), shape=(j.n_journeys, j.n_channels))
+
+
+def _path_transitions(j: Journeys, ch: markov.Chain) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """Observed transition cells, and how often each path (converting ones first) takes each."""
+    keys: list[np.ndarray] = []
+    paths: list[np.ndarray] = []
+    first_path = 0
+    for states, offsets, outcome in ((ch.slot_state, j.offsets, ch.n + 1), (ch.null_state, j.null_offsets, ch.n + 2)):
+        n_paths = len(offsets) - 1
+        ids = np.arange(first_path, first_path + n_paths, dtype=np.int64)
+        s, steps, e = markov._path_keys(states, offsets, ch, outcome)
+        step_paths = np.repeat(ids, np.diff(offsets))[:-1] if n_paths else ids
+        keep = steps >= 0
+        keys += [s, steps[keep], e]
+        paths += [ids, step_paths[keep], ids]
+        first_path += n_paths
+    allk = np.concatenate(keys)
+    cells, inverse = np.unique(allk, return_inverse=True)
+    incidence = sparse.csr_matrix(
+        (np.ones(len(allk)), (np.concatenate(paths), inverse)), shape=(first_path, len(cells))
+    )
+    return cells, incidence
+
+
+def bootstrap_journeys(j: Journeys, model: str, *, n: int = 200, seed: int = 0, ci: float = 0.95, **options: Any) -> pd.DataFrame:
+    """Percentile intervals of channel credit over ``n`` resamples of the prepared journeys."""
+    opts = check_options(model, options)
+    n, seed, ci = _check(n, seed, ci)
+    point, _, _ = channel_credit(j, model, opts)
+    null_count = np.ones(j.n_null) if j.null_count is None else j.null_count
+    weights = np.concatenate((j.count, null_count))
+    total = weights.sum()
+    if np.any(weights != np.round(weights)):
+        raise AttributionError("bootstrap needs whole journey counts")
+    draws = np.zeros((n, j.n_channels))
+    if total > 0:
+        p = weights / total
+        streams = SeedSequence(seed).spawn(n)
+        if model == "markov":
+            ch = markov.chain(j, opts["order"])
+            cells, incidence = _path_transitions(j, ch)
+            by_cell = incidence.T.tocsr()
+            frm, to = cells // ch.width, cells % ch.width
+        else:
+            credit_matrix = _journey_credit_matrix(j, model, opts).T.tocsr()
+        for r, stream in enumerate(streams):  # one loop turn per replicate
+            # Generator(PCG64(...)) is what default_rng builds; no global random state.
+            counts = Generator(PCG64(stream)).multinomial(int(round(total)), p).astype(np.float64)
+            if model == "markov":
+                cell_counts = by_cell @ counts
+                used = cell_counts > 0
+                result = markov._removal_effects(ch, frm[used], to[used], cell_counts[used])
+                re = result.removal_effects
+                converted = counts[: j.n_journeys].sum()
+                draws[r] = re / re.sum() * converted if re.sum() > 0 else 0.0
+            else:
+                draws[r] = credit_matrix @ counts[: j.n_journeys]
+    lo, hi = np.quantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=0)
+    out = pd.DataFrame({"conversions": point, "low": lo, "high": hi}, index=pd.Index(list(j.labels), name=j.level))
+    out.attrs = {"model": model, "options": dict(opts), "n": n, "seed": seed, "ci": ci, "level": j.level}
+    return out
+
+
+def bootstrap(
+    touches: pd.DataFrame,
+    conversions: pd.DataFrame,
+    model: str,
+    *,
+    n: int = 200,
+    seed: int = 0,
+    ci: float = 0.95,
+    lookback_days: float | None = 30,
+    level: str = "channel",
+    **options: Any,
+) -> pd.DataFrame:
+    """Credit per level value with a ``ci`` percentile interval from ``n`` seeded resamples of the
+    journeys: columns ``conversions`` (the credit on the data as given), ``low``, ``high``."""
+    check_options(model, options)
+    _check(n, seed, ci)
+    j = prepare(touches, conversions, lookback_days=lookback_days, level=level)
+    return bootstrap_journeys(j, model, n=n, seed=seed, ci=ci, **options)
