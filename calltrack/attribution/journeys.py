@@ -255,31 +255,33 @@ def level_codes(col: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
 # --- ordering --------------------------------------------------------------------------------------
 
 
-def touch_order(person: np.ndarray, ts: np.ndarray, touch_id: np.ndarray | None, code: np.ndarray) -> np.ndarray:
-    """Row order by (person, ts, touch_id, level code, row). One argsort-class pass at most; rows
-    that already arrive by person and time, or in time order, take cheaper paths."""
+def sort_touches(
+    person: np.ndarray, ts: np.ndarray, touch_id: np.ndarray | None, code: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row order by (person, ts, touch_id, level code, row), with person and ts in that order.
+    One sort at most; rows that already come in time order (a table in insertion order) or by
+    person and time take cheaper paths."""
     n = len(person)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    dp = np.diff(person)
-    dt = np.diff(ts)
-    if np.all((dp > 0) | ((dp == 0) & (dt >= 0))):
-        order = np.arange(n, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), person, ts
+    pos_bits = max(1, int(n - 1).bit_length())
+    if bool(np.all(ts[1:] >= ts[:-1])) and person.min() >= 0 and int(person.max()).bit_length() + pos_bits <= 62:
+        # In time order already: a stable sort by person is enough. Packing (person, row) into
+        # one int64 lets np.sort (SIMD) do it about 4x faster than an argsort.
+        key = (person << pos_bits) | np.arange(n, dtype=np.int64)
+        key.sort()
+        order = key & ((1 << pos_bits) - 1)
+        sp = key >> pos_bits
+        st = ts[order]
     else:
-        pos_bits = max(1, int(n - 1).bit_length())
-        top = int(person.max())
-        if np.all(dt >= 0) and person.min() >= 0 and top.bit_length() + pos_bits <= 62:
-            # Already in time order (e.g. a table in insertion order): a stable sort by person is
-            # enough. Packing (person, row) into one int64 lets np.sort (SIMD) do it ~4x faster
-            # than argsort.
-            key = (person << pos_bits) | np.arange(n, dtype=np.int64)
-            key.sort()
-            order = key & ((1 << pos_bits) - 1)
+        dp = np.diff(person)
+        if np.all((dp > 0) | ((dp == 0) & (ts[1:] >= ts[:-1]))):
+            order, sp, st = np.arange(n, dtype=np.int64), person, ts
         else:
             order = np.lexsort((ts, person))
-    # Touches of one person at the same instant: touch_id, then level, then row.
-    sp = person[order]
-    st = ts[order]
+            sp, st = person[order], ts[order]
+    # Touches of one person at the same instant: touch_id, then level, then row. Reordering within
+    # such a run leaves person and ts as they are.
     same = (sp[1:] == sp[:-1]) & (st[1:] == st[:-1])
     if same.any():
         tied = np.zeros(n, dtype=bool)
@@ -293,7 +295,12 @@ def touch_order(person: np.ndarray, ts: np.ndarray, touch_id: np.ndarray | None,
             keys.append(touch_id[rows])
         keys.append(run)
         order[idx] = rows[np.lexsort(keys)]
-    return order
+    return order, sp, st
+
+
+def touch_order(person: np.ndarray, ts: np.ndarray, touch_id: np.ndarray | None, code: np.ndarray) -> np.ndarray:
+    """Row order by (person, ts, touch_id, level code, row)."""
+    return sort_touches(person, ts, touch_id, code)[0]
 
 
 def _search(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, *, right: bool) -> np.ndarray:
@@ -381,9 +388,7 @@ def prepare(
         cid_rank = np.arange(len(conversions), dtype=np.int64)
 
     # Touches in (person, time) order.
-    order = touch_order(t_person, t_ts, t_id, t_code)
-    sp = t_person[order]
-    st = t_ts[order]
+    order, sp, st = sort_touches(t_person, t_ts, t_id, t_code)
     sc = t_code[order]
     n = len(sp)
     if n:
@@ -498,15 +503,8 @@ def from_paths(
     if not np.all(np.isfinite(val)):
         raise AttributionError(f"paths.{value} must be finite")
     raw = paths[path].reset_index(drop=True)
-    kind = pd.api.types.infer_dtype(raw, skipna=False)
-    if kind == "string":
-        steps = raw.str.split(sep, regex=False)
-    elif kind == "mixed" and len(raw) and raw.map(lambda p: isinstance(p, (list, tuple))).all():
-        steps = raw
-    elif len(raw):
-        raise AttributionError(f"paths.{path} must hold strings like 'A {sep} B' or lists of level values")
-    else:
-        steps = raw
+    # "A > B > C" strings are split; lists (or tuples) of level values are taken as they are.
+    steps = raw.str.split(sep, regex=False) if pd.api.types.infer_dtype(raw, skipna=False) == "string" else raw
     flat = steps.explode()
     if flat.isna().any():
         raise AttributionError("every path needs at least one step")

@@ -22,8 +22,13 @@ journeys, and a conversion path that skips k can exist in the chain though no jo
 (A>K>B→conv with A>B→null makes start→A→B→conv possible without K). RE_k = 1 holds when k
 dominates (conversion) in the transition graph, e.g. every converting journey ends on k.
 
-Higher orders need one reduced solve per channel (its states deleted). Small chains are solved
-densely with numpy, large ones (many states) with a sparse LU from scipy.
+Higher orders remove a set of states per channel. Small chains: one dense reduced solve per
+channel. Large ones: every channel at once by the fixed-point iteration h ← Q h + b (removed
+states masked), stopped when the chance that a walk is still unabsorbed is below 1e-15 from every
+state, which bounds the error of every probability by that: deterministic, exact to rounding, no
+sampling. (A sparse LU of an order-3 chain fills in badly: ~14 s a channel on 20 channels; the
+iteration does all 20 in well under a second.) Order 1 with many level values (keywords) uses a
+sparse LU for the one-solve formula.
 
 Self-loops (a channel touched twice in a row) are kept as transitions; they do not change any
 absorption probability at order 1, since leaving a state keeps its proportions.

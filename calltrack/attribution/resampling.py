@@ -3,13 +3,14 @@
 A replicate draws as many journeys as there are (converting and not, with replacement). Drawing
 journeys one by one is the same as one multinomial draw of how often each distinct journey (or
 aggregated path, weighted by how many journeys it stands for) is taken, so a replicate is a
-vector of counts over the prepared journeys: nothing is rebuilt.
+vector of counts over the prepared journeys: nothing is rebuilt. It is drawn as: how many of the
+draws convert (binomial), then which converting and which non-converting journeys (uniform
+indices for raw journeys, a multinomial for weighted paths), which is the same distribution.
 
 - Rule-based models and Shapley are sums over converting journeys: the per-journey credit matrix
   (journeys × channels, sparse) is built once and a replicate is one product with its counts.
-- Markov re-fits the chain: the transitions of every path are counted once (a sparse
-  paths × transitions matrix), a replicate's transition counts are one product, then the exact
-  solve.
+- Markov re-fits the chain: the transitions of every path are listed once, a replicate's
+  transition counts are one weighted bincount, then the exact solve.
 
 Replicates are seeded independently (``SeedSequence(seed).spawn(n)``, not seed+i), so the result
 is a function of (data, model, options, n, seed, ci) alone. The interval is the percentile
@@ -19,6 +20,7 @@ is the credit on the data as given.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,8 +52,22 @@ def _journey_credit_matrix(j: Journeys, model: str, opts: dict[str, Any]) -> spa
     return sparse.csr_matrix((w, (j.slot_journey, j.codes)), shape=(j.n_journeys, j.n_channels))
 
 
-def _path_transitions(j: Journeys, ch: markov.Chain) -> tuple[np.ndarray, sparse.csr_matrix]:
-    """Observed transition cells, and how often each path (converting ones first) takes each."""
+@dataclass(frozen=True)
+class PathTransitions:
+    """Every transition of every path (converting paths first, then non-converting ones): its
+    cell (an observed (from, to) pair) and its path, so that a replicate's transition counts are
+    one weighted bincount."""
+
+    frm: np.ndarray  # per cell
+    to: np.ndarray  # per cell
+    cell: np.ndarray  # per transition
+    path: np.ndarray  # per transition
+
+    def counts(self, path_counts: np.ndarray) -> np.ndarray:
+        return np.bincount(self.cell, weights=path_counts[self.path], minlength=len(self.frm))
+
+
+def path_transitions(j: Journeys, ch: markov.Chain) -> PathTransitions:
     keys: list[np.ndarray] = []
     paths: list[np.ndarray] = []
     first_path = 0
@@ -65,11 +81,20 @@ def _path_transitions(j: Journeys, ch: markov.Chain) -> tuple[np.ndarray, sparse
         paths += [ids, step_paths[keep], ids]
         first_path += n_paths
     allk = np.concatenate(keys)
-    cells, inverse = np.unique(allk, return_inverse=True)
-    incidence = sparse.csr_matrix(
-        (np.ones(len(allk)), (np.concatenate(paths), inverse)), shape=(first_path, len(cells))
-    )
-    return cells, incidence
+    if ch.width**2 <= 1 << 22:  # few possible cells (order 1): the key is the cell
+        cells = np.flatnonzero(np.bincount(allk, minlength=ch.width**2))
+        cell = np.searchsorted(cells, allk)
+    else:
+        cells, cell = np.unique(allk, return_inverse=True)
+    return PathTransitions(cells // ch.width, cells % ch.width, cell, np.concatenate(paths))
+
+
+def _draw(rng: Generator, weights: np.ndarray | None, size: int, total: int) -> np.ndarray:
+    """How often each of ``size`` cells is drawn in ``total`` draws with replacement, the cells
+    weighted by ``weights`` (None: one journey each, drawn uniformly)."""
+    if weights is None:
+        return np.bincount(rng.integers(0, size, total), minlength=size).astype(np.float64)
+    return rng.multinomial(total, weights / weights.sum()).astype(np.float64)
 
 
 def bootstrap_journeys(j: Journeys, model: str, *, n: int = 200, seed: int = 0, ci: float = 0.95, **options: Any) -> pd.DataFrame:
@@ -77,34 +102,35 @@ def bootstrap_journeys(j: Journeys, model: str, *, n: int = 200, seed: int = 0, 
     opts = check_options(model, options)
     n, seed, ci = _check(n, seed, ci)
     point, _, _ = channel_credit(j, model, opts)
-    null_count = np.ones(j.n_null) if j.null_count is None else j.null_count
-    weights = np.concatenate((j.count, null_count))
-    total = weights.sum()
-    if np.any(weights != np.round(weights)):
+    conv_w = None if np.all(j.count == 1) else j.count
+    null_w = None if j.null_count is None or np.all(j.null_count == 1) else j.null_count
+    n_conv = float(j.count.sum())
+    n_null = float(j.n_null if j.null_count is None else j.null_count.sum())
+    if n_conv != round(n_conv) or n_null != round(n_null):
         raise AttributionError("bootstrap needs whole journey counts")
+    total = int(round(n_conv + n_null))
     draws = np.zeros((n, j.n_channels))
-    if total > 0:
-        p = weights / total
-        streams = SeedSequence(seed).spawn(n)
+    if n_conv > 0:
         if model == "markov":
             ch = markov.chain(j, opts["order"])
-            cells, incidence = _path_transitions(j, ch)
-            by_cell = incidence.T.tocsr()
-            frm, to = cells // ch.width, cells % ch.width
+            transitions = path_transitions(j, ch)
         else:
             credit_matrix = _journey_credit_matrix(j, model, opts).T.tocsr()
-        for r, stream in enumerate(streams):  # one loop turn per replicate
-            # Generator(PCG64(...)) is what default_rng builds; no global random state.
-            counts = Generator(PCG64(stream)).multinomial(int(round(total)), p).astype(np.float64)
+        for r, stream in enumerate(SeedSequence(seed).spawn(n)):  # one loop turn per replicate
+            rng = Generator(PCG64(stream))  # what default_rng builds; no global random state
+            # Drawing `total` journeys from all of them is drawing how many convert (binomial),
+            # then which converting and which non-converting ones: the same distribution, and
+            # the rule-based models and Shapley need only the converting draws.
+            k = int(rng.binomial(total, n_conv / total))
+            conv_counts = _draw(rng, conv_w, j.n_journeys, k)
             if model == "markov":
-                cell_counts = by_cell @ counts
+                null_counts = _draw(rng, null_w, j.n_null, total - k)
+                cell_counts = transitions.counts(np.concatenate((conv_counts, null_counts)))
                 used = cell_counts > 0
-                result = markov._removal_effects(ch, frm[used], to[used], cell_counts[used])
-                re = result.removal_effects
-                converted = counts[: j.n_journeys].sum()
-                draws[r] = re / re.sum() * converted if re.sum() > 0 else 0.0
+                re = markov._removal_effects(ch, transitions.frm[used], transitions.to[used], cell_counts[used]).removal_effects
+                draws[r] = re / re.sum() * k if re.sum() > 0 else 0.0
             else:
-                draws[r] = credit_matrix @ counts[: j.n_journeys]
+                draws[r] = credit_matrix @ conv_counts
     lo, hi = np.quantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=0)
     out = pd.DataFrame({"conversions": point, "low": lo, "high": hi}, index=pd.Index(list(j.labels), name=j.level))
     out.attrs = {"model": model, "options": dict(opts), "n": n, "seed": seed, "ci": ci, "level": j.level}

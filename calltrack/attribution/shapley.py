@@ -41,8 +41,10 @@ def slot_weights(j: Journeys) -> np.ndarray:
 
 
 def channel_shares(j: Journeys) -> tuple[np.ndarray, np.ndarray]:
-    """(journey, channel, 1/|T|) of every distinct channel of every journey, journey-major."""
-    pair = np.unique(j.slot_journey * j.n_channels + j.codes)
+    """(journey · channels + channel, 1/|T|) of every distinct channel of every journey, journey-major."""
+    pair = np.sort(j.slot_journey * j.n_channels + j.codes)
+    if len(pair):
+        pair = pair[np.concatenate(([True], pair[1:] != pair[:-1]))]
     journey = pair // j.n_channels
     set_size = np.bincount(journey, minlength=j.n_journeys)
     return pair, 1.0 / set_size[journey]

@@ -40,13 +40,13 @@ def test_seeded_deterministic_and_sane(model: str) -> None:
 def test_a_markov_replicate_is_the_model_on_the_resampled_journeys() -> None:
     j = prepare(*frames(JOURNEYS))
     ch = markov.chain(j)
-    cells, incidence = bootstrap_module._path_transitions(j, ch)
+    transitions = bootstrap_module.path_transitions(j, ch)
     rng = np.random.default_rng(0)
     for _ in range(5):
         counts = rng.multinomial(j.n_journeys + j.n_null, np.full(j.n_journeys + j.n_null, 1 / (j.n_journeys + j.n_null))).astype(float)
-        cell_counts = incidence.T @ counts
+        cell_counts = transitions.counts(counts)
         used = cell_counts > 0
-        fast = markov._removal_effects(ch, cells[used] // ch.width, cells[used] % ch.width, cell_counts[used])
+        fast = markov._removal_effects(ch, transitions.frm[used], transitions.to[used], cell_counts[used])
         resampled = j.with_counts(counts[: j.n_journeys], j.value, counts[j.n_journeys :])
         slow = markov.removal_effects(resampled)
         np.testing.assert_allclose(fast.removal_effects, slow.removal_effects, atol=1e-12)
@@ -66,6 +66,24 @@ def test_bad_bootstrap_arguments(kwargs, fault) -> None:
     t, c = frames(JOURNEYS[:5])
     with pytest.raises(AttributionError, match=fault):
         bootstrap(t, c, "markov", **kwargs)
+
+
+def test_aggregated_paths_resample_like_the_journeys_they_stand_for() -> None:
+    # Same distribution, different draws: compare wide intervals loosely.
+    import pandas as pd
+
+    from calltrack.attribution import bootstrap_journeys, from_paths
+
+    rows: dict[str, list[float]] = {}
+    for path, conv, value in JOURNEYS:
+        r = rows.setdefault(" > ".join(path), [0, 0, 0.0])
+        r[0 if conv else 1] += 1
+        r[2] += value if conv else 0.0
+    agg = from_paths(pd.DataFrame([(p, *r) for p, r in rows.items()], columns=["path", "conversions", "nulls", "value"]))
+    raw = bootstrap(*frames(JOURNEYS), "markov", n=300, seed=1)
+    paths = bootstrap_journeys(agg, "markov", n=300, seed=1)
+    np.testing.assert_allclose(paths["conversions"], raw["conversions"], atol=1e-9)
+    np.testing.assert_allclose(paths["high"] - paths["low"], raw["high"] - raw["low"], rtol=0.35)
 
 
 def test_no_conversions() -> None:

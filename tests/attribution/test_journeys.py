@@ -220,3 +220,46 @@ def attribute_paths(paths: pd.DataFrame, model: str) -> pd.DataFrame:
     from calltrack.attribution import attribute_journeys
 
     return attribute_journeys(from_paths(paths), model)
+
+
+@settings(SETTINGS, max_examples=30)
+@given(
+    st.lists(st.tuples(st.integers(1, 3), st.integers(-50, 10), st.sampled_from("ABC")), min_size=1, max_size=25),
+    st.lists(st.tuples(st.integers(1, 3), st.integers(0, 40)), min_size=1, max_size=4),
+    st.sampled_from([1, 7, 30, None]),
+)
+def test_windows_hold_exactly_the_touches_they_should(touch_rows, conv_rows, lookback) -> None:
+    # Touches at whole days (some after the conversions), several conversions per person.
+    t = pd.DataFrame(
+        {"touch_id": range(len(touch_rows)), "person_id": [p for p, _, _ in touch_rows], "ts": [T0 + d * DAY for _, d, _ in touch_rows], "channel": [ch for _, _, ch in touch_rows]}
+    )
+    c = pd.DataFrame({"conversion_id": range(len(conv_rows)), "person_id": [p for p, _ in conv_rows], "ts": [T0 + d * DAY for _, d in conv_rows], "value": 1.0})
+    got = touch_credits(t, c, "linear", lookback_days=lookback)
+    want = sorted(
+        (k, i)
+        for k, (cp, cd) in enumerate(conv_rows)
+        for i, (tp, td, _) in enumerate(touch_rows)
+        if tp == cp and td <= cd and (lookback is None or td >= cd - lookback)
+    )
+    assert sorted(zip(got["conversion_id"], got["touch_id"], strict=True)) == want
+    out = attribute(t, c, "linear", lookback_days=lookback)
+    attributed = len({k for k, _ in want})
+    assert out["conversions"].sum() == pytest.approx(attributed)
+    assert out.attrs["unattributed"] == len(conv_rows) - attributed
+    # non-converting journeys: persons without conversions, lookback before their last touch
+    j = prepare(t, c, lookback_days=lookback)
+    converting = {p for p, _ in conv_rows}
+    expected_null = 0
+    for p in sorted({p for p, _, _ in touch_rows} - converting):
+        days = [d for tp, d, _ in touch_rows if tp == p]
+        expected_null += sum(1 for d in days if lookback is None or d >= max(days) - lookback)
+    assert len(j.null_codes) == expected_null
+
+
+def test_empty_inputs() -> None:
+    t, c = frames([(["A"], True, 1.0)])
+    none = attribute(t.iloc[:0], c, "markov")
+    assert len(none) == 0 and none.attrs["unattributed"] == 1
+    out = attribute(t, c.iloc[:0], "shapley")
+    assert out["conversions"].tolist() == [0.0]
+    assert attribute(t, c.iloc[:0], "markov")["conversions"].tolist() == [0.0]
