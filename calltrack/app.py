@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 
 from calltrack.accounts.resources import AccountResources
 from calltrack.accounts.service import AccountsService
+from calltrack.attribution.resources import AttributionResources
+from calltrack.attribution.service import AttributionService
 from calltrack.compute import ComputePool
 from calltrack.config import CalltrackConfig
 from calltrack.db.engine import create_engine
@@ -25,6 +27,10 @@ from calltrack.leads.resources import FormResources, LeadResources, OwnerResourc
 from calltrack.leads.service import FormsService, LeadsService, OwnersService
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
 from calltrack.numbers.service import NumbersService
+from calltrack.reports.cost_resources import CostResources
+from calltrack.reports.cost_service import CostsService
+from calltrack.reports.resources import ReportResources
+from calltrack.reports.service import ReportsService
 from calltrack.scoring.resources import ScoringResources
 from calltrack.scoring.service import ScoringService
 from calltrack.telephony.resources import TelephonyResources
@@ -54,6 +60,9 @@ class App:
     owners: OwnersService
     scoring: ScoringService
     outbox: OutboxService
+    attribution: AttributionService
+    costs: CostsService
+    reports: ReportsService
 
     def start(self) -> None:
         self.db.start()
@@ -109,8 +118,14 @@ def build_app(
     scoring = ScoringService(db, clock, compute)
     telephony.scoring = forms.scoring = scoring
     ScoringResources(scoring, accounts).register(router)
+    attribution = AttributionService(db, compute)
+    AttributionResources(attribution, accounts, clock).register(router)
+    costs = CostsService(db, clock)
+    CostResources(costs, accounts, clock).register(router)
+    reports = ReportsService(db, compute, attribution, clock)
+    ReportResources(reports, accounts, clock).register(router)
     TelephonyResources(telephony, accounts, clock, config.http, config.telephony).register(router)
     PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
-    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners, scoring, outbox)
+    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners, scoring, outbox, attribution, costs, reports)

@@ -30,6 +30,7 @@ from calltrack.numbers.inputs import InvalidInput, new_number_from_json, parse_n
 from calltrack.numbers.resources import health_json, simulation_json
 from calltrack.numbers.store import Conflict, NotFound
 from calltrack.phones import format_national
+from calltrack.reports import export_cli
 from calltrack.simulate import add_parser as add_simulate_parser
 
 logger = logging.getLogger("calltrack")
@@ -659,6 +660,146 @@ def cmd_webhooks_resend(config: CalltrackConfig, args: argparse.Namespace) -> No
     _print(found, args.json, f"delivery {found['id']} queued again; a running `calltrack serve` sends it")
 
 
+def cmd_attribute(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    """Credit per channel (or another level) for a period's conversions, under one or more models."""
+    from tqdm import tqdm  # here, not at the top: the rest of the CLI does not need it
+
+    from calltrack.attribution.resources import read_query
+    from calltrack.reports.spreadsheet import frame_to_csv
+    from calltrack.web.errors import ApiError
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    raw = {
+        "model": args.model, "stage": args.stage, "from": args.since, "to": args.until, "level": args.level,
+        "lookback_days": args.lookback_days, "half_life_days": args.half_life_days, "first": args.first, "last": args.last,
+        "order": args.order, "variant": args.variant, "ci": "true" if args.ci else "false", "samples": args.samples, "seed": args.seed,
+    }
+    try:
+        query = read_query({k: str(v) for k, v in raw.items() if v is not None}, time.time())
+    except ApiError as e:
+        raise CliError(e.message) from None
+    progress = sys.stderr.isatty() and not args.json
+    with tqdm(desc="reading touches", unit=" touches", file=sys.stderr, disable=not progress, leave=False) as bar:
+        try:
+            result = app.attribution.attribute_sync(account.id, query, on_rows=bar.update)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+    fmt = "json" if args.json else args.format
+    if fmt == "csv":
+        payload = frame_to_csv(result.long_frame())
+    elif fmt == "json":
+        payload = (json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n").encode()
+    else:
+        payload = (_attribution_table(result) + "\n").encode()
+    if args.out:
+        Path(args.out).write_bytes(payload)
+        print(f"wrote {args.out} ({result.conversions} conversions, {len(query.models)} models)")
+    else:
+        sys.stdout.write(payload.decode())
+
+
+def _attribution_table(result: Any) -> str:
+    q = result.query
+    lines = [
+        f"{q.stage} conversions {_when(q.since)} to {_when(q.until)} UTC: {result.conversions} "
+        f"({result.conversions - result.attributed} with no touch in their {q.lookback_days}-day window), "
+        f"value {result.value:,.2f}; {result.touches} touches of {result.persons} people"
+    ]
+    for r in result.results:
+        lines.append(f"\n{r.model}:")
+        width = max([len(q.level), *(len(str(i)) for i in r.frame.index)]) + 2
+        ci = "low" in r.frame.columns
+        lines.append(f"  {q.level:<{width}}{'conversions':>12}{'value':>14}" + (f"{'95% low':>10}{'95% high':>10}" if ci else ""))
+        for idx, row in r.frame.sort_values("conversions", ascending=False).iterrows():
+            line = f"  {str(idx):<{width}}{row['conversions']:>12.2f}{row['value']:>14,.2f}"
+            if ci:
+                line += f"{row['low']:>10.2f}{row['high']:>10.2f}"
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def cmd_costs_import(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from calltrack.reports.costs import CostProblem
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    with _text_file(args.file) as handle:
+        text = handle.read()
+    try:
+        result = run_now(app.costs.import_csv(account.id, text, currency=account.currency))
+    except CostProblem as e:
+        lines = "\n".join(f"  line {line}: {msg}" for line, msg in e.problems[:20])
+        raise CliError(f"{len(e.problems)} rows refused, nothing imported:\n{lines}") from None
+    _print(result, args.json, f"imported {result['imported']} cost rows ({result['from']} to {result['to']}, {', '.join(result['sources'])}); "
+           f"{result['replaced']} rows of that period replaced")
+
+
+def cmd_costs_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    from datetime import date, timedelta
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        last = date.fromisoformat(args.until) if args.until else date.today()
+        first = date.fromisoformat(args.since) if args.since else last - timedelta(days=30)
+    except ValueError:
+        raise CliError("--from and --to are dates, YYYY-MM-DD") from None
+    rows = run_now(app.costs.costs(account.id, first.isoformat(), last.isoformat()))
+    keys = ("date", "source", "medium", "campaign", "keyword", "clicks", "impressions", "cost")
+    text = "\n".join(f"{r[0]}  {r[1]} / {r[2] or '-'}  {r[3] or '-'}  {r[4] or ''}  clicks {r[5]}  cost {r[7]:,.2f}" for r in rows) or "no costs in that period"
+    text += f"\ntotal: {sum(r[7] for r in rows):,.2f} {account.currency}, {sum(r[5] for r in rows)} clicks"
+    _print({"costs": [dict(zip(keys, r, strict=True)) for r in rows]}, args.json, text)
+
+
+def cmd_costs_price(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    doc = {"source": args.source, "medium": args.medium, "campaign": args.campaign, "model": args.model, "price": args.price, "stage": args.stage}
+    try:
+        pricing_id, model = run_now(app.costs.set_price(account.id, {k: v for k, v in doc.items() if v is not None}))
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    prices = run_now(app.costs.prices(account.id))
+    text = "\n".join(f"{i}: {p.source} / {p.medium or '*'} / {p.campaign or '*'}  {p.model}{' (' + p.stage + ')' if p.stage else ''} {p.price:,.2f}" for i, p in prices)
+    _print({"id": pricing_id, **model.to_json()}, args.json, text)
+
+
+def cmd_report(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    """The campaign report as an HTML page, CSV or JSON."""
+    from calltrack.reports import render
+    from calltrack.reports.resources import account_today, read_report_query
+    from calltrack.web.errors import ApiError
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    raw = {"from": args.since, "to": args.until, "level": args.level, "models": args.models, "stage": args.stage,
+           "lookback_days": args.lookback_days, "margin": args.margin}
+    now = time.time()
+    try:
+        query = read_report_query({k: str(v) for k, v in raw.items() if v is not None}, today=account_today(account, now))
+    except ApiError as e:
+        raise CliError(e.message) from None
+    report = app.reports.campaigns_sync(account, query, now=now)
+    fmt = "json" if args.json else args.format
+    body = render.to_html(report) if fmt == "html" else render.to_csv(report) if fmt == "csv" else render.to_json_bytes(report) + b"\n"
+    if args.out:
+        Path(args.out).write_bytes(body)
+        t = report.total
+        print(f"wrote {args.out}: {query.first} to {query.last}, {int(t['leads'])} leads, {int(t['qualified'])} qualified, cost {t['cost']:,.2f} {account.currency}")
+    else:
+        sys.stdout.write(body.decode("utf-8"))
+
+
+def cmd_report_link(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    token = app.reports.add_link_sync(account.id, label=args.label or "", now=time.time(), days=args.days)
+    url = f"{config.http.public_base_url.rstrip('/')}/r/{token}"
+    _print({"url": url, "expires_in_days": args.days}, args.json,
+           f"{url}\n  read-only, {'for ' + str(args.days) + ' days' if args.days else 'until revoked'}; add ?from=YYYY-MM-DD&to=…&level=… to change the view")
+
+
 def cmd_scoring_backfill(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -889,6 +1030,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("delivery", type=int)
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_webhooks_resend)
+
+    p = sub.add_parser("attribute", help="credit per channel, campaign, keyword… for a period's conversions under attribution models")
+    p.add_argument("--model", required=True, help="one or more, comma-separated: first_touch, last_touch, last_non_direct, linear, time_decay, position_based, w_shaped, markov, shapley, lead_creation")
+    p.add_argument("--stage", default="mql", choices=["lead", "mql", "sql", "customer"], help="what counts as a conversion (default mql)")
+    p.add_argument("--from", dest="since", help="start, ISO 8601 or unix seconds (default: 30 days before --to)")
+    p.add_argument("--to", dest="until", help="end (default: now)")
+    p.add_argument("--level", default="channel", help="channel, source_medium, source, medium, campaign, keyword, landing_page, tracking_number")
+    p.add_argument("--lookback-days", type=int, default=30)
+    p.add_argument("--half-life-days", type=float, help="time_decay (default 7)")
+    p.add_argument("--first", type=float, help="position_based: the first touch's share (default 0.4)")
+    p.add_argument("--last", type=float, help="position_based: the last touch's share (default 0.4)")
+    p.add_argument("--order", type=int, help="markov: the chain's order (default 1)")
+    p.add_argument("--variant", choices=["simplified", "ordered"], help="shapley (default simplified)")
+    p.add_argument("--ci", action="store_true", help="bootstrap intervals for markov and shapley")
+    p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--out", help="write to this file instead of the terminal")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_attribute)
+
+    co = sub.add_parser("costs", help="ad spend and bought-lead prices").add_subparsers(dest="costs_command", required=True)
+    p = co.add_parser("import", help="import a cost CSV (date, source, medium, campaign, keyword, clicks, impressions, cost, currency); replaces its period for its sources")
+    p.add_argument("file")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_costs_import)
+    p = co.add_parser("list", help="cost rows of a period")
+    p.add_argument("--from", dest="since", help="YYYY-MM-DD (default: 30 days before --to)")
+    p.add_argument("--to", dest="until", help="YYYY-MM-DD (default: today)")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_costs_list)
+    p = co.add_parser("price", help="set the price of a source's clicks, leads or actions (bought leads)")
+    p.add_argument("source")
+    p.add_argument("--model", required=True, choices=["per_click", "per_lead", "per_action"])
+    p.add_argument("--price", required=True, type=float)
+    p.add_argument("--stage", choices=["mql", "sql", "customer"], help="per_action: the stage that is paid for")
+    p.add_argument("--medium")
+    p.add_argument("--campaign")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_costs_price)
+
+    export_cli.register(sub)
+    p = sub.add_parser("report", help="the campaign report (visits, calls, forms, leads, qualified, customers, cost, CPL, ROI, attribution) as HTML, CSV or JSON")
+    p.add_argument("--format", choices=["html", "csv", "json"], default="html")
+    p.add_argument("--out", help="write to this file instead of the terminal")
+    p.add_argument("--from", dest="since", help="first day, YYYY-MM-DD in the account's time zone (default: 29 days before --to)")
+    p.add_argument("--to", dest="until", help="last day (default: today)")
+    p.add_argument("--level", default="campaign", help="channel, source_medium, source, medium, campaign, keyword, landing_page, tracking_number")
+    p.add_argument("--models", help="attribution models side by side (default last_touch,linear,markov; none for none)")
+    p.add_argument("--stage", help="what the models credit: lead, mql (default), sql, customer")
+    p.add_argument("--lookback-days", type=int)
+    p.add_argument("--margin", type=float, help="gross margin share of revenue for ROI (default 1)")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("report-link", help="a read-only link to the HTML report, for a browser")
+    p.add_argument("--days", type=int, default=90, help="valid for this many days (0: until revoked; default 90)")
+    p.add_argument("--label")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_report_link)
 
     sc = sub.add_parser("scoring", help="qualification rules and scores").add_subparsers(dest="scoring_command", required=True)
     p = sc.add_parser("show", help="the active rules and their version")

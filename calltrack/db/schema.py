@@ -543,3 +543,55 @@ lead_webhook_attempts = sa.Table(
     sa.Column("duration_ms", sa.Integer, nullable=False),
     sa.Column("response_excerpt", sa.String(500)),
 )
+
+# -- ad spend (reports/costs*.py) ---------------------------------------------------------------
+
+ad_costs = sa.Table(
+    "ad_costs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    # The ad platform's day, in the account's time zone (YYYY-MM-DD sorts as text).
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("medium", sa.String(200), nullable=False, server_default=""),
+    sa.Column("campaign", sa.String(200), nullable=False, server_default=""),
+    sa.Column("keyword", sa.String(200), nullable=False, server_default=""),
+    sa.Column("clicks", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("impressions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cost", sa.Numeric(14, 2, asdecimal=False), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("imported_at", Time, nullable=False),
+    sa.UniqueConstraint("account_id", "day", "source", "medium", "campaign", "keyword"),
+)
+
+# Bought leads: a price per click, lead or action instead of (or beside) imported spend.
+pricing_models = sa.Table(
+    "pricing_models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("medium", sa.String(200), nullable=False, server_default=""),
+    sa.Column("campaign", sa.String(200), nullable=False, server_default=""),
+    # 'per_click', 'per_lead' or 'per_action' (a lead reaching stage).
+    sa.Column("model", sa.String(16), nullable=False),
+    sa.Column("stage", sa.String(16)),
+    sa.Column("price", sa.Numeric(14, 2, asdecimal=False), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.UniqueConstraint("account_id", "source", "medium", "campaign"),
+)
+
+# Read-only links to an account's report (a browser cannot send the API key's header, and an
+# API key in a URL would end up in logs and histories): the token is stored hashed.
+report_links = sa.Table(
+    "report_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("label", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("expires_at", Time),
+    sa.Column("revoked_at", Time),
+)

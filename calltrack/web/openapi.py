@@ -199,6 +199,55 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [_id(), _id("delivery")],
         "responses": {"202": _json("LeadWebhookDelivery", "queued"), "409": _ERROR, **_ACCOUNT_ERRORS},
     },
+    ("GET", "/v1/attribution"): {
+        "summary": "Credit per channel (or source_medium, source, medium, campaign, keyword, landing_page, tracking_number) for the period's conversions, under one model or several side by side; JSON or CSV",
+        "parameters": [
+            _q("model", "one or more, comma-separated: first_touch, last_touch, last_non_direct, linear, time_decay, position_based, w_shaped, markov, shapley, lead_creation", required=True),
+            _q("stage", "lead, mql (default), sql or customer"), _q("from", "unix seconds or ISO 8601 (default: 30 days before to)"), _q("to", "default: now"),
+            _q("level", "default channel"), _q("lookback_days", "1-365, default 30", schema={"type": "integer"}),
+            _q("half_life_days", "time_decay, default 7", schema={"type": "number"}), _q("first", "position_based, default 0.4", schema={"type": "number"}),
+            _q("last", "position_based, default 0.4", schema={"type": "number"}), _q("order", "markov, 1-4, default 1", schema={"type": "integer"}),
+            _q("variant", "shapley: simplified (default) or ordered"), _q("ci", "true: bootstrap intervals for markov and shapley"),
+            _q("samples", "bootstrap samples, 10-2000, default 200", schema={"type": "integer"}), _q("seed", "bootstrap seed, default 0", schema={"type": "integer"}),
+            _q("format", "json (default) or csv"),
+        ],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}, **_ACCOUNT_ERRORS},
+    },
+    ("POST", "/v1/costs"): {
+        "summary": "Import ad spend (CSV: date, source, medium, campaign, keyword, clicks, impressions, cost, currency); replaces the file's period for its sources; any bad line refuses the whole file",
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+        "responses": {"201": {"description": "imported"}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/costs"): {
+        "summary": "Ad spend rows and totals for days in [from, to]",
+        "parameters": [_q("from", "YYYY-MM-DD (default: 30 days before to)"), _q("to", "YYYY-MM-DD (default: today)")],
+        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/pricing-models"): {"summary": "Prices of bought leads per click, lead or action, by source/medium/campaign", "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    ("POST", "/v1/pricing-models"): {
+        "summary": "Set the price of a source's (medium's, campaign's) clicks, leads or actions (a lead reaching a stage)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "source": _STR, "medium": _STR, "campaign": _STR, "model": {"enum": ["per_click", "per_lead", "per_action"]}, "price": _NUM,
+            "stage": {"enum": ["mql", "sql", "customer"]}}, "required": ["source", "model", "price"]}}}},
+        "responses": {"201": {"description": "set"}, **_ACCOUNT_ERRORS},
+    },
+    ("DELETE", "/v1/pricing-models/{id}"): {"summary": "Remove a price", "parameters": [_id()], "responses": {"204": {"description": "removed"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/reports/campaigns"): {
+        "summary": "The campaign report (also /v1/reports/campaigns.json, .csv, .html): per level value visits, calls, forms, leads, qualified, SQL, customers, cost, CPL, cost per qualified lead, CPA, revenue, ROI and attributed conversions, ranked by qualified leads; totals, funnel, daily series, alerts",
+        "parameters": [
+            _q("from", "first day, YYYY-MM-DD in the account's time zone (default: 29 days before to)"), _q("to", "last day (default: today)"),
+            _q("level", "channel, source_medium, source, medium, campaign (default), keyword, landing_page, tracking_number"),
+            _q("models", "attribution models side by side, comma-separated (default last_touch,linear,markov; none for none)"),
+            _q("stage", "what the models credit: lead, mql (default), sql, customer"), _q("lookback_days", "1-365, default 30", schema={"type": "integer"}),
+            _q("margin", "gross margin share of revenue for ROI, 0-1, default 1", schema={"type": "number"}), _q("format", "json (default), csv or html"),
+        ],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/r/{token}"): {
+        "summary": "The HTML campaign report through a read-only link made with `calltrack report link` (same parameters as /v1/reports/campaigns)",
+        "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "HTML"}, "400": _ERROR, "404": _ERROR},
+    },
     ("GET", "/v1/scoring/rules"): {"summary": "The active qualification rules and their version (0: the built-in defaults)", "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
     ("PUT", "/v1/scoring/rules"): {
         "summary": "New qualification rules (a new version; rules that do not parse answer 400 and the active version stays)",
@@ -446,7 +495,7 @@ def openapi_document(router: Router, *, base_url: str) -> dict[str, Any]:
     }
 
 
-_PUBLIC_OR_OPS = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/ct.js"), ("GET", "/demo"), ("POST", "/demo")}
+_PUBLIC_OR_OPS = {("GET", "/r/{token}"), ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/ct.js"), ("GET", "/demo"), ("POST", "/demo")}
 
 
 class OpenApiResource:

@@ -1,0 +1,1 @@
+"""Report frames (pure pandas), their renderings and exports."""

@@ -1,0 +1,124 @@
+"""The campaign report over HTTP.
+
+- ``GET /v1/reports/campaigns[.json|.csv|.html]`` with the account API key; the extension (or
+  ``format=``) picks the rendering, JSON by default;
+- ``GET /r/{token}``: the HTML report through a read-only link (``calltrack report link``),
+  for a browser, which cannot send the key's header.
+
+Parameters: ``from``/``to`` (days, YYYY-MM-DD, in the account's time zone; default the last
+30 days), ``level`` (default campaign), ``models`` (comma-separated attribution models to show
+side by side; default last_touch,linear,markov; ``none`` for none), ``stage`` (what they
+credit; default mql), ``lookback_days``, ``margin`` (gross margin share for ROI, default 1).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from twisted.web.server import Request
+
+from calltrack import attribution
+from calltrack.accounts.service import AccountsService
+from calltrack.accounts.store import Account
+from calltrack.attribution.levels import LEVELS
+from calltrack.attribution.store import STAGES
+from calltrack.clock import Clock
+from calltrack.reports import link_store, render
+from calltrack.reports.service import MAX_DAYS, ReportQuery, ReportsService
+from calltrack.web import params
+from calltrack.web.auth import require_account
+from calltrack.web.errors import ApiError
+from calltrack.web.resource import Response, Router, query_params
+
+FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
+
+
+def _day(value: str | None, name: str, default: date) -> date:
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be a day, YYYY-MM-DD") from None
+
+
+def read_report_query(q: dict[str, Any], *, today: date) -> ReportQuery:
+    """The parameters as a ReportQuery, or ApiError(400) naming the first fault."""
+    last = _day(q.get("to"), "to", today)
+    first = _day(q.get("from"), "from", last - timedelta(days=29))
+    if first > last:
+        raise ApiError(400, "invalid_parameter", "'from' must be on or before 'to'")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ApiError(400, "invalid_parameter", f"a report covers at most {MAX_DAYS} days")
+    level = q.get("level") or "campaign"
+    if level not in LEVELS:
+        raise ApiError(400, "invalid_parameter", f"'level' must be one of {', '.join(LEVELS)}")
+    raw_models = q.get("models") if q.get("models") is not None else "last_touch,linear,markov"
+    models = () if raw_models in ("none", "") else tuple(dict.fromkeys(m.strip() for m in raw_models.split(",") if m.strip()))
+    unknown = [m for m in models if m not in attribution.MODELS]
+    if unknown:
+        raise ApiError(400, "invalid_parameter", f"unknown model {unknown[0][:40]!r} (known: {', '.join(attribution.MODELS)})")
+    if len(models) > 6:
+        raise ApiError(400, "invalid_parameter", "at most 6 models side by side")
+    stage = q.get("stage") or "mql"
+    if stage not in STAGES:
+        raise ApiError(400, "invalid_parameter", f"'stage' must be one of {', '.join(STAGES)}")
+    try:
+        margin = float(q.get("margin") or 1.0)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "'margin' must be a number between 0 and 1") from None
+    if not 0 <= margin <= 1:
+        raise ApiError(400, "invalid_parameter", "'margin' must be a number between 0 and 1")
+    return ReportQuery(
+        first=first, last=last, level=level, models=models, stage=stage, margin=margin,
+        lookback_days=params.integer(q.get("lookback_days"), "lookback_days", default=30, minimum=1, maximum=365),
+    )
+
+
+def account_today(account: Account, now: float) -> date:
+    return datetime.fromtimestamp(now, ZoneInfo(account.timezone)).date()
+
+
+class ReportResources:
+    def __init__(self, reports: ReportsService, accounts: AccountsService, clock: Clock) -> None:
+        self._reports = reports
+        self._accounts = accounts
+        self._clock = clock
+
+    def register(self, router: Router) -> None:
+        router.add("GET", r"/v1/reports/campaigns(?P<ext>\.json|\.csv|\.html)?", self.campaigns, name="/v1/reports/campaigns")
+        router.add("GET", r"/r/(?P<token>rpt_[A-Za-z0-9_\-]{20,64})", self.shared, name="/r/{token}")
+
+    async def _render(self, account: Account, q: dict[str, Any], fmt: str) -> Response:
+        query = read_report_query(q, today=account_today(account, self._clock.seconds()))
+        report = await self._reports.campaigns(account, query)
+        if fmt == "json":
+            return Response(200, report.to_json())
+        body = render.to_csv(report) if fmt == "csv" else render.to_html(report)
+        headers = {"Cache-Control": "private, no-store"}
+        if fmt == "csv":
+            headers["Content-Disposition"] = f'attachment; filename="campaigns-{query.first}-{query.last}.csv"'
+        else:
+            # The page needs nothing from anywhere: say so, and no injected markup can fetch or run.
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+        return Response(200, body, content_type=FORMATS[fmt], headers=headers)
+
+    async def campaigns(self, request: Request, ext: str | None = None) -> Response:
+        account_id = await require_account(request, self._accounts)
+        account = await self._accounts.get_account(account_id)
+        assert account is not None
+        q = query_params(request)
+        fmt = (ext or "").lstrip(".") or q.get("format") or "json"
+        if fmt not in FORMATS:
+            raise ApiError(400, "invalid_parameter", "'format' must be json, csv or html")
+        return await self._render(account, q, fmt)
+
+    async def shared(self, request: Request, token: str) -> Response:
+        account_id = await self._reports.account_of_link(token)
+        if account_id is None:
+            raise ApiError(404, "not_found", "no such report link (it may have expired or been revoked)")
+        account = await self._accounts.get_account(account_id)
+        assert account is not None
+        return await self._render(account, query_params(request), "html")
