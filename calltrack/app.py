@@ -122,7 +122,7 @@ def build_app(
     AttributionResources(attribution, accounts, clock).register(router)
     costs = CostsService(db, clock)
     CostResources(costs, accounts, clock).register(router)
-    reports = ReportsService(db, compute, attribution, clock)
+    reports = ReportsService(db, compute, attribution, clock, numbers=numbers, leads_config=config.leads)
     ReportResources(reports, accounts, clock).register(router)
     TelephonyResources(telephony, accounts, clock, config.http, config.telephony).register(router)
     PageResources(accounts, config.http.public_base_url).register(router)

@@ -800,6 +800,61 @@ def cmd_report_link(config: CalltrackConfig, args: argparse.Namespace) -> None:
            f"{url}\n  read-only, {'for ' + str(args.days) + ' days' if args.days else 'until revoked'}; add ?from=YYYY-MM-DD&to=…&level=… to change the view")
 
 
+def _report_days(account: Any, since: str | None, until: str | None, default_days: int) -> tuple[Any, Any]:
+    from datetime import date, timedelta
+
+    from calltrack.reports.resources import account_today
+
+    try:
+        last = date.fromisoformat(until) if until else account_today(account, time.time())
+        first = date.fromisoformat(since) if since else last - timedelta(days=default_days - 1)
+    except ValueError:
+        raise CliError("--from and --to are days, YYYY-MM-DD") from None
+    if first > last:
+        raise CliError("--from must be on or before --to")
+    return first, last
+
+
+def cmd_report_ops(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    first, last = _report_days(account, args.since, args.until, 30)
+    body = run_now(app.reports.operations(account, first, last))
+    lines = [f"operations {body['from']} to {body['to']}"]
+    for key in ("by_owner", "by_channel"):
+        lines.append(f"speed to lead {key.replace('_', ' ')}:")
+        for r in body["speed_to_lead"][key]:
+            name = r.get("owner", r.get("channel"))
+            lines.append(f"  {name}: {r['leads']} leads, {r['answered']} answered, median {r['median_seconds']} s, on time {r['on_time_share']:.0%}, past the limit {r['past_limit']}")
+    m = body["missed_calls"]
+    lines.append(f"missed calls: {m['missed']}, not called back: {m['not_called_back']}")
+    lines += [f"lost: {r['reason']} {r['leads']}" for r in body["loss_reasons"]] + [f"spam: {r['reason']} {r['leads']}" for r in body["spam_reasons"]]
+    lines += [f"pool {p['name']}: size {p['size']}, peak {p['peak_concurrent']}, exhausted {p['exhausted']}, recommended {p['recommended_size']}" for p in body["pools"]]
+    _print(body, args.json, "\n".join(lines))
+
+
+def cmd_plan(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    app = _open_app(config)
+    account = _account(app, args.account)
+    if args.budget is None and args.target_customers is None:
+        raise CliError("give --budget and/or --target-customers")
+    overrides = {k: v for k, v in (("cpc", args.cpc), ("lead_rate", args.lead_rate), ("qualified_rate", args.qualified_rate), ("customer_rate", args.customer_rate)) if v is not None}
+    if any(v <= 0 for v in overrides.values()) or any(v is not None and v <= 0 for v in (args.budget, args.target_customers)):
+        raise CliError("budgets, targets and rates must be above 0")
+    first, last = _report_days(account, args.since, args.until, 90)
+    body = run_now(app.reports.plan(account, first, last, budget=args.budget, target_customers=args.target_customers, overrides=overrides))
+    lines = [f"rates ({'given or ' if overrides else ''}from {body['from']} to {body['to']}): " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} unknown" for k, v in body["rates"].items())]
+    if "budget" in body:
+        b = body["budget"]
+        lines.append(f"{b['budget']:,.2f} {body['currency']} → {b['clicks']} clicks → {b['leads']} leads → {b['qualified']} qualified → {b['customers']} customers")
+    if "target" in body:
+        t = body["target"]
+        lines.append(f"{t['customers']:g} customers need {t['leads']} leads, {t['clicks']} clicks, a budget of {t['budget']} {body['currency']}")
+    if body["missing"]:
+        lines.append("unknown (no paid history; give them): " + ", ".join(body["missing"]))
+    _print(body, args.json, "\n".join(lines))
+
+
 def cmd_scoring_backfill(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -1089,6 +1144,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label")
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_report_link)
+
+    p = sub.add_parser("report-ops", help="speed to lead per owner and channel, missed calls not called back, loss/spam reasons, source quality, pool health")
+    p.add_argument("--from", dest="since")
+    p.add_argument("--to", dest="until")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_report_ops)
+    p = sub.add_parser("plan", help="what a budget brings, and the budget a number of customers needs (from the paid history, or rates given)")
+    p.add_argument("--budget", type=float)
+    p.add_argument("--target-customers", type=float)
+    p.add_argument("--cpc", type=float)
+    p.add_argument("--lead-rate", type=float)
+    p.add_argument("--qualified-rate", type=float)
+    p.add_argument("--customer-rate", type=float)
+    p.add_argument("--from", dest="since", help="history from (default: 89 days before --to)")
+    p.add_argument("--to", dest="until")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_plan)
 
     sc = sub.add_parser("scoring", help="qualification rules and scores").add_subparsers(dest="scoring_command", required=True)
     p = sc.add_parser("show", help="the active rules and their version")

@@ -90,6 +90,46 @@ class ReportResources:
     def register(self, router: Router) -> None:
         router.add("GET", r"/v1/reports/campaigns(?P<ext>\.json|\.csv|\.html)?", self.campaigns, name="/v1/reports/campaigns")
         router.add("GET", r"/r/(?P<token>rpt_[A-Za-z0-9_\-]{20,64})", self.shared, name="/r/{token}")
+        router.add("GET", r"/v1/reports/operations", self.operations, name="/v1/reports/operations")
+        router.add("GET", r"/v1/reports/plan", self.plan, name="/v1/reports/plan")
+
+    async def _account_and_days(self, request: Request, default_days: int) -> tuple[Account, date, date]:
+        account_id = await require_account(request, self._accounts)
+        account = await self._accounts.get_account(account_id)
+        assert account is not None
+        q = query_params(request)
+        last = _day(q.get("to"), "to", account_today(account, self._clock.seconds()))
+        first = _day(q.get("from"), "from", last - timedelta(days=default_days - 1))
+        if first > last or (last - first).days + 1 > MAX_DAYS:
+            raise ApiError(400, "invalid_parameter", f"'from' must be on or before 'to', at most {MAX_DAYS} days apart")
+        return account, first, last
+
+    async def operations(self, request: Request) -> Response:
+        """Speed to lead per owner and channel, missed calls not called back, loss and spam
+        reasons ranked, source quality by month, pool health (``from``/``to`` days)."""
+        account, first, last = await self._account_and_days(request, 30)
+        return Response(200, await self._reports.operations(account, first, last))
+
+    async def plan(self, request: Request) -> Response:
+        """``budget`` and/or ``target_customers``; rates from the paid history of ``from``/``to``
+        (default 90 days) unless given: ``cpc``, ``lead_rate``, ``qualified_rate``, ``customer_rate``."""
+        account, first, last = await self._account_and_days(request, 90)
+        q = query_params(request)
+        values: dict[str, float] = {}
+        for key, high in (("budget", 1e12), ("target_customers", 1e9), ("cpc", 1e6), ("lead_rate", 1.0), ("qualified_rate", 1.0), ("customer_rate", 1.0)):
+            if q.get(key) not in (None, ""):
+                try:
+                    value = float(q[key])
+                except ValueError:
+                    raise ApiError(400, "invalid_parameter", f"'{key}' must be a number") from None
+                if not (0 < value <= high) or value != value:
+                    raise ApiError(400, "invalid_parameter", f"'{key}' must be above 0 and at most {high:g}")
+                values[key] = value
+        if "budget" not in values and "target_customers" not in values:
+            raise ApiError(400, "missing_parameter", "give 'budget' (what it brings) and/or 'target_customers' (what it takes)")
+        overrides = {k: v for k, v in values.items() if k in ("cpc", "lead_rate", "qualified_rate", "customer_rate")}
+        return Response(200, await self._reports.plan(account, first, last, budget=values.get("budget"),
+                                                      target_customers=values.get("target_customers"), overrides=overrides))
 
     async def _render(self, account: Account, q: dict[str, Any], fmt: str) -> Response:
         query = read_report_query(q, today=account_today(account, self._clock.seconds()))

@@ -20,7 +20,7 @@ from calltrack.attribution.service import AttributionService, Query
 from calltrack.compute import ComputePool
 from calltrack.db.pool import DBPool
 from calltrack.numbers.channels import derive_channel
-from calltrack.reports import cost_store, link_store, report_store
+from calltrack.reports import cost_store, link_store, operations, planning, report_store
 from calltrack.reports.campaigns import COST_LEVELS, COUNTS, as_records, campaign_report, funnel, totals
 from calltrack.reports.costs import PricingModel
 from calltrack.reports.series import alerts, daily_series
@@ -127,12 +127,68 @@ def build(
     )
 
 
+def operations_json(
+    account: Account, first: date, last: date, leads_rows: list[tuple[Any, ...]], missed_rows: list[tuple[Any, ...]],
+    pools: list[dict[str, Any]], *, target: float, limit: float, now: float,
+) -> dict[str, Any]:
+    """Pure: the operations report (reports/operations.py) as JSON."""
+    leads = pd.DataFrame(list(leads_rows), columns=list(report_store.OPS_LEAD_COLUMNS))
+    for col in ("created_at", "first_response_at"):
+        leads[col] = leads[col].astype("float64")
+    missed = pd.DataFrame(list(missed_rows), columns=list(report_store.MISSED_COLUMNS))
+    return {
+        "from": first.isoformat(), "to": last.isoformat(), "target_seconds": target, "limit_seconds": limit,
+        "speed_to_lead": {
+            "by_owner": operations.speed(leads, "owner", target=target, limit=limit, now=now),
+            "by_channel": operations.speed(leads, "channel", target=target, limit=limit, now=now),
+        },
+        "missed_calls": operations.missed_not_called_back(missed, now=now),
+        "loss_reasons": operations.ranked_reasons(leads[leads["stage"] == "lost"], "loss_reason"),
+        "spam_reasons": operations.ranked_reasons(leads[leads["stage"] == "spam"], "spam_reason"),
+        "source_quality": operations.source_quality(leads, account.timezone),
+        "pools": pools,
+    }
+
+
 class ReportsService:
-    def __init__(self, db: DBPool, compute: ComputePool, attribution: AttributionService, clock: Any) -> None:
+    def __init__(
+        self, db: DBPool, compute: ComputePool, attribution: AttributionService, clock: Any, *, numbers: Any = None, leads_config: Any = None
+    ) -> None:
         self._db = db
         self._compute = compute
         self._attribution = attribution
         self._clock = clock
+        self._numbers = numbers
+        self._leads_config = leads_config
+
+    async def operations(self, account: Account, first: date, last: date) -> dict[str, Any]:
+        since, until = day_bounds(first, last, account.timezone)
+        now = self._clock.seconds()
+        leads_rows = await self._db.run("ops_leads", report_store.ops_leads_txn, account.id, since, until)
+        missed = await self._db.run("ops_missed_calls", report_store.missed_calls_txn, account.id, since, until)
+        pools = []
+        if self._numbers is not None:
+            for pool in await self._numbers.list_pools(account.id):
+                if pool.retired:
+                    continue
+                _, health = await self._numbers.pool_health(account.id, pool.id, since=since, until=min(until, now) if now > since else until)
+                pools.append({
+                    "pool_id": pool.id, "name": pool.name, "size": health.size, "peak_concurrent": health.peak_concurrent,
+                    "utilisation": round(health.peak_concurrent / health.size, 4) if health.size else None,
+                    "exhausted": health.exhausted, "leases": health.leases, "recommended_size": health.recommended_size,
+                })
+        cfg = self._leads_config
+        target = float(cfg.response_target_seconds) if cfg else 300.0
+        limit = float(cfg.response_limit_seconds) if cfg else 7200.0
+        return await self._compute.run(operations_json, account, first, last, leads_rows, missed, pools, target=target, limit=limit, now=now)
+
+    async def plan(self, account: Account, first: date, last: date, *, budget: float | None, target_customers: float | None,
+                   overrides: dict[str, float]) -> dict[str, Any]:
+        since, until = day_bounds(first, last, account.timezone)
+        history = await self._db.run("plan_history", report_store.paid_history_txn, account.id, first.isoformat(), last.isoformat(), since, until)
+        rates = planning.history_rates(history) | overrides
+        return {"from": first.isoformat(), "to": last.isoformat(), "currency": account.currency, "history": history,
+                **planning.plan(rates, budget=budget, target_customers=target_customers)}
 
     async def account_of_link(self, token: str) -> int | None:
         return await self._db.run("report_link", link_store.account_of_link_txn, token, self._clock.seconds())

@@ -243,6 +243,21 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         ],
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}}, **_ACCOUNT_ERRORS},
     },
+    ("GET", "/v1/reports/operations"): {
+        "summary": "Operations: speed to lead per owner and per channel, missed calls not called back, loss and spam reasons ranked, each source's lead quality by month, pool health",
+        "parameters": [_q("from", "first day, YYYY-MM-DD (default: 29 days before to)"), _q("to", "last day (default: today)")],
+        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/reports/plan"): {
+        "summary": "Planning: what a budget should bring (clicks, leads, qualified, customers) and the budget a number of customers needs, from the paid history of the period or the rates given",
+        "parameters": [
+            _q("budget", "money to spend", schema={"type": "number"}), _q("target_customers", "customers wanted", schema={"type": "number"}),
+            _q("from", "history from (default: 89 days before to)"), _q("to", "history to (default: today)"),
+            _q("cpc", "cost per click instead of the history's", schema={"type": "number"}), _q("lead_rate", "leads per click", schema={"type": "number"}),
+            _q("qualified_rate", "qualified per lead", schema={"type": "number"}), _q("customer_rate", "customers per lead", schema={"type": "number"}),
+        ],
+        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+    },
     ("GET", "/r/{token}"): {
         "summary": "The HTML campaign report through a read-only link made with `calltrack report link` (same parameters as /v1/reports/campaigns)",
         "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
