@@ -259,30 +259,44 @@ def sort_touches(
     person: np.ndarray, ts: np.ndarray, touch_id: np.ndarray | None, code: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row order by (person, ts, touch_id, level code, row), with person and ts in that order.
-    One sort at most; rows that already come in time order (a table in insertion order) or by
-    person and time take cheaper paths."""
+
+    Rows already by person and time cost one check. Otherwise (person, time bucket, row) is packed
+    into one int64 and sorted by value (np.sort is SIMD and ~4x faster than an argsort; a lexsort
+    of 5M shuffled rows took 3 s); the buckets are as fine as the spare bits allow (seconds for a
+    season of data), and the few runs of one person within one bucket are then ordered exactly by
+    (ts, touch_id, level, row).
+    """
     n = len(person)
     if n == 0:
         return np.zeros(0, dtype=np.int64), person, ts
-    pos_bits = max(1, int(n - 1).bit_length())
-    if bool(np.all(ts[1:] >= ts[:-1])) and person.min() >= 0 and int(person.max()).bit_length() + pos_bits <= 62:
-        # In time order already: a stable sort by person is enough. Packing (person, row) into
-        # one int64 lets np.sort (SIMD) do it about 4x faster than an argsort.
-        key = (person << pos_bits) | np.arange(n, dtype=np.int64)
-        key.sort()
-        order = key & ((1 << pos_bits) - 1)
-        sp = key >> pos_bits
-        st = ts[order]
+    dp = np.diff(person)
+    if np.all((dp > 0) | ((dp == 0) & (ts[1:] >= ts[:-1]))):
+        order, sp, st = np.arange(n, dtype=np.int64), person, ts
+        run_key = st
     else:
-        dp = np.diff(person)
-        if np.all((dp > 0) | ((dp == 0) & (ts[1:] >= ts[:-1]))):
-            order, sp, st = np.arange(n, dtype=np.int64), person, ts
-        else:
+        row_bits = max(1, int(n - 1).bit_length())
+        person_bits = max(1, int(person.max()).bit_length())
+        spare = 62 - row_bits - person_bits
+        if person.min() < 0 or spare < 8:
             order = np.lexsort((ts, person))
             sp, st = person[order], ts[order]
-    # Touches of one person at the same instant: touch_id, then level, then row. Reordering within
-    # such a run leaves person and ts as they are.
-    same = (sp[1:] == sp[:-1]) & (st[1:] == st[:-1])
+            run_key = st
+        else:
+            lo = int(ts.min())
+            width = int(ts.max()) - lo + 1
+            quantum = max(1, -(-width // (1 << spare)))
+            bucket = (ts - lo) // quantum
+            key = (person << (spare + row_bits)) | (bucket << row_bits) | np.arange(n, dtype=np.int64)
+            del bucket
+            key.sort()
+            order = key & ((1 << row_bits) - 1)
+            key >>= row_bits
+            sp = key >> spare
+            run_key = key  # (person, bucket): rows sharing it still need ordering by ts
+            st = ts[order]
+    # Runs of one person sharing a time (or a time bucket): order them by ts, touch_id, level, row.
+    # That leaves person as it is and puts ts in order.
+    same = (sp[1:] == sp[:-1]) & (run_key[1:] == run_key[:-1])
     if same.any():
         tied = np.zeros(n, dtype=bool)
         tied[1:] |= same
@@ -293,8 +307,11 @@ def sort_touches(
         keys = [rows, code[rows]]
         if touch_id is not None:
             keys.append(touch_id[rows])
-        keys.append(run)
+        keys += [ts[rows], run]
         order[idx] = rows[np.lexsort(keys)]
+        if st is ts:
+            st = st.copy()
+        st[idx] = ts[order[idx]]
     return order, sp, st
 
 

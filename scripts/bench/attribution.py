@@ -2,7 +2,8 @@
 """Benchmark: every attribution model on 1,000,000 journeys from raw touch rows.
 
     .venv/bin/python scripts/bench/attribution.py [--persons 1000000] [--seed 7] [--channel str|category]
-                                                   [--ts datetime|seconds] [--bootstrap 0] [--no-memory]
+                                                   [--ts datetime|seconds] [--rows time|shuffled] [--bootstrap 0]
+                                                   [--no-memory]
 
 Generates (seeded, numpy Generator) a touch table the way the database would hand it over: one
 row per touch in insertion (time) order, ``touch_id``, ``person_id``, ``ts`` (tz-aware UTC by
@@ -13,13 +14,14 @@ some channels than others, a conversion after their last touch, with lead and op
 milestones for some.
 
 Prints, per model: wall time of ``attribute()`` from the raw rows (journeys built each time),
-and the model alone on journeys prepared once; the time to prepare the journeys; the total of
-``attribute_many()`` with every model over one preparation (the figure the target is about:
-under 5 s); the exact order-1 Markov from prepared paths (target: under 0.25 s, ten times faster
-than ChannelAttribution's simulation, about 2.5 s on such data); and peak memory: tracemalloc's
-peak of Python/numpy allocations during ``attribute_many`` (numpy reports its buffers to
-tracemalloc), and the process's maxrss (resource.getrusage, data generation included). Target:
-peak under 2 GiB. ``--bootstrap N`` also times an N-replicate Markov bootstrap.
+the model alone on journeys prepared once, and the peak memory of ``attribute()`` from raw rows
+(tracemalloc: what the call allocates beyond its inputs, numpy buffers included, which numpy
+reports to it; a separate run, so tracing does not slow the timed one). Then the time to prepare the journeys; the total of
+``attribute_many()`` with every model over one preparation, and its peak (the figures the targets
+are about: under 5 s, under 2 GiB); the exact order-1 Markov from prepared paths (target: under
+0.25 s, ten times faster than ChannelAttribution's simulation, about 2.5 s on such data; CA itself
+is not run here), orders 2 and 3; and the process's maxrss (resource.getrusage, data generation
+included). ``--bootstrap N`` also times N-replicate Markov and Shapley bootstraps.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ CHANNELS = (
 )
 
 
-def generate(persons: int, seed: int, *, channel_as: str, ts_as: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate(persons: int, seed: int, *, channel_as: str, ts_as: str, shuffled: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     per = 1 + rng.poisson(4.0, persons)
     n = int(per.sum())
@@ -82,8 +84,9 @@ def generate(persons: int, seed: int, *, channel_as: str, ts_as: str) -> tuple[p
             "opportunity_ts": np.where(has_opp, conv_ts - rng.uniform(0, 2 * DAY, len(conv_persons)), np.nan),
         }
     )
-    # Rows in insertion (time) order, as a touchpoints table would give them.
-    order = np.argsort(ts, kind="stable")
+    # Rows in insertion (time) order, as a touchpoints table would give them (or shuffled: the
+    # worst case, a full sort).
+    order = rng.permutation(n) if shuffled else np.argsort(ts, kind="stable")
     touches = pd.DataFrame({"touch_id": np.arange(1, n + 1)[order], "person_id": person[order], "ts": ts[order]})
     names = np.array(CHANNELS, dtype=object)[channel[order]]
     touches["channel"] = pd.Categorical(names, categories=sorted(CHANNELS)) if channel_as == "category" else names
@@ -106,27 +109,45 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--channel", choices=("str", "category"), default="str")
     p.add_argument("--ts", choices=("datetime", "seconds"), default="datetime")
-    p.add_argument("--bootstrap", type=int, default=0, help="also time a Markov bootstrap with this many replicates")
+    p.add_argument("--rows", choices=("time", "shuffled"), default="time", help="touch rows in time order or shuffled")
+    p.add_argument("--bootstrap", type=int, default=0, help="also time Markov and Shapley bootstraps with this many replicates")
     p.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     args = p.parse_args()
 
-    (touches, conversions), secs = timed(generate, args.persons, args.seed, channel_as=args.channel, ts_as=args.ts)
+    (touches, conversions), secs = timed(
+        generate, args.persons, args.seed, channel_as=args.channel, ts_as=args.ts, shuffled=args.rows == "shuffled"
+    )
     print(f"data: {args.persons:,} persons, {len(touches):,} touches, {len(conversions):,} conversions "
           f"({len(conversions) / args.persons:.1%}), {touches['channel'].nunique()} channels "
-          f"[channel as {args.channel}, ts as {args.ts}; generated in {secs:.1f} s]")
+          f"[rows in {args.rows} order, channel as {args.channel}, ts as {args.ts}; generated in {secs:.1f} s]")
 
     journeys, prep = timed(prepare, touches, conversions)
     print(f"prepare journeys: {prep:.2f} s ({journeys.n_journeys:,} converting journeys, {len(journeys.codes):,} touches in them; "
           f"{journeys.n_null:,} non-converting, {len(journeys.null_codes):,} touches; unattributed {journeys.unattributed})")
 
-    print(f"{'model':<16}{'from raw rows':>15}{'on prepared':>13}")
+    measure = not args.no_memory
+    print(f"{'model':<16}{'from raw rows':>15}{'on prepared':>13}" + (f"{'peak, from raw':>16}" if measure else ""))
     for model in MODELS:
         _, raw = timed(attribute, touches, conversions, model)
         _, only = timed(attribute_journeys, journeys, model)
-        print(f"{model:<16}{raw:>13.2f} s{only:>11.3f} s")
+        line = f"{model:<16}{raw:>13.2f} s{only:>11.3f} s"
+        if measure:
+            tracemalloc.start()
+            attribute(touches, conversions, model)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            line += f"{peak / 2**20:>12.0f} MiB"
+        print(line)
 
     results, total = timed(attribute_many, touches, conversions, MODELS)
-    print(f"all {len(MODELS)} models, attribute_many from raw rows: {total:.2f} s (target < 5 s)")
+    print(f"all {len(MODELS)} models, attribute_many from raw rows (journeys built once): {total:.2f} s (target < 5 s)")
+    if measure:
+        del results
+        tracemalloc.start()
+        results = attribute_many(touches, conversions, MODELS)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"  peak memory of it (tracemalloc; numpy reports its buffers to it): {peak / 2**20:.0f} MiB (target < 2048 MiB)")
     table = pd.DataFrame({m: results[m]["conversions"] for m in ("last_touch", "linear", "markov", "shapley")})
     print("credit, a few models (sanity):")
     print(table.round(1).to_string())
@@ -140,16 +161,8 @@ def main() -> int:
 
         _, t = timed(bootstrap_journeys, journeys, "markov", n=args.bootstrap)
         print(f"markov bootstrap, {args.bootstrap} replicates on prepared journeys: {t:.1f} s")
-        _, t = timed(bootstrap_journeys, journeys, "linear", n=args.bootstrap)
-        print(f"linear bootstrap, {args.bootstrap} replicates on prepared journeys: {t:.1f} s")
-
-    if not args.no_memory:
-        del journeys, results
-        tracemalloc.start()
-        attribute_many(touches, conversions, MODELS)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        print(f"peak memory of attribute_many (tracemalloc, numpy buffers included): {peak / 2**20:.0f} MiB (target < 2048 MiB)")
+        _, t = timed(bootstrap_journeys, journeys, "shapley", n=args.bootstrap)
+        print(f"shapley bootstrap, {args.bootstrap} replicates on prepared journeys: {t:.1f} s")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process maxrss (getrusage, includes the generated data): {rss:.0f} MiB")
     return 0
