@@ -29,7 +29,7 @@ def daily_series(leads: pd.DataFrame, timezone: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["leads", "qualified"], index=pd.MultiIndex.from_tuples([], names=["date", "channel"]))
     # Local midnight per lead, grouped as datetimes; only the distinct days are formatted.
     days = pd.to_datetime(leads["ts"].astype("float64"), unit="s", utc=True).dt.tz_convert(timezone).dt.tz_localize(None).dt.floor("D")
-    frame = pd.DataFrame({"date": days, "channel": leads["channel"], "leads": 1, "qualified": leads["qualified"].astype(int)})
+    frame = pd.DataFrame({"date": days.to_numpy(), "channel": leads["channel"].to_numpy(), "leads": 1, "qualified": leads["qualified"].to_numpy(dtype=int)})
     out = frame.groupby(["date", "channel"], observed=True)[["leads", "qualified"]].sum()
     out.index = pd.MultiIndex.from_arrays(
         [out.index.get_level_values(0).strftime("%Y-%m-%d"), out.index.get_level_values(1).astype(str)], names=["date", "channel"]
@@ -43,7 +43,8 @@ def alerts(history: pd.DataFrame, *, level: str, as_of: float, timezone: str) ->
     out: list[dict[str, Any]] = []
     if history.empty:
         return out
-    frame = history[history["ts"] < as_of]
+    frame = history[[level, "ts"]]  # two columns, not every column of every lead, are filtered
+    frame = frame[frame["ts"] < as_of]
     window_start = float(frame["ts"].min()) if len(frame) else as_of
     for value, group in frame.groupby(level, sort=True, observed=True):
         times = np.sort(group["ts"].astype("float64").to_numpy())
