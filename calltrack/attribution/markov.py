@@ -285,6 +285,9 @@ def _order1(a: sparse.csr_matrix, b: np.ndarray, start: int, c: int) -> tuple[np
 def credit(j: Journeys, order: int = 1) -> tuple[np.ndarray, np.ndarray, MarkovResult]:
     """Conversions and value per channel, by removal-effect share."""
     result = removal_effects(j, order)
-    total = result.removal_effects.sum()
-    share = result.removal_effects / total if total > 0 else np.zeros_like(result.removal_effects)
+    # RE is a probability; clipping only removes rounding (a -1e-17 would print as a negative credit).
+    re = np.clip(result.removal_effects, 0.0, 1.0)
+    result = MarkovResult(re, result.conversion_probability, result.states)
+    total = re.sum()
+    share = re / total if total > 0 else np.zeros_like(re)
     return share * j.conversions, share * j.total_value, result
