@@ -16,6 +16,8 @@ Account API (``Authorization: Bearer``): ``GET /v1/calls``, ``GET /v1/calls/{id}
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from urllib.parse import parse_qs
 
@@ -33,11 +35,25 @@ from calltrack.web.auth import require_account
 from calltrack.web.errors import ApiError
 from calltrack.web.resource import Response, Router, body_bytes, query_params
 
+logger = logging.getLogger(__name__)
+
 XML = "text/xml; charset=utf-8"
 NOT_IN_SERVICE = "We are sorry. The number you have called is not in service."
 
 
+_refused: dict[str, list[float]] = {}  # provider → [refusals since the last log line, when logged]
+
+
 def _forged(provider: str) -> ApiError:
+    """403, and a warning: at most one a minute per provider, with the count since the last, so
+    a wrong secret shows in the logs and a flood of forgeries does not flood them."""
+    seen = _refused.setdefault(provider, [0.0, float("-inf")])
+    seen[0] += 1
+    now = time.monotonic()
+    if now - seen[1] >= 60:
+        logger.warning("refused %d %s webhook deliveries with a missing, wrong or stale signature (public URL or secret mismatch?)",
+                       int(seen[0]), provider, extra={"provider": provider, "refused": int(seen[0])})
+        seen[0], seen[1] = 0.0, now
     return ApiError(403, "bad_signature", f"the {provider} signature is missing, wrong or stale; nothing was stored")
 
 
