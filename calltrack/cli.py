@@ -736,15 +736,9 @@ def cmd_costs_import(config: CalltrackConfig, args: argparse.Namespace) -> None:
 
 
 def cmd_costs_list(config: CalltrackConfig, args: argparse.Namespace) -> None:
-    from datetime import date, timedelta
-
     app = _open_app(config)
     account = _account(app, args.account)
-    try:
-        last = date.fromisoformat(args.until) if args.until else date.today()
-        first = date.fromisoformat(args.since) if args.since else last - timedelta(days=30)
-    except ValueError:
-        raise CliError("--from and --to are dates, YYYY-MM-DD") from None
+    first, last = _report_days(account, args.since, args.until, 31)
     rows = run_now(app.costs.costs(account.id, first.isoformat(), last.isoformat()))
     keys = ("date", "source", "medium", "campaign", "keyword", "clicks", "impressions", "cost")
     text = "\n".join(f"{r[0]}  {r[1]} / {r[2] or '-'}  {r[3] or '-'}  {r[4] or ''}  clicks {r[5]}  cost {r[7]:,.2f}" for r in rows) or "no costs in that period"

@@ -42,6 +42,16 @@ def _figure(width: float, height: float) -> Figure:
         return Figure(figsize=(width, height), dpi=72)
 
 
+def _empty(message: str) -> str:
+    """A short panel saying there is nothing to draw (instead of empty axes)."""
+    with matplotlib.rc_context(_RC):
+        fig = _figure(6.5, 0.8)
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _svg(fig)
+
+
 def funnel_chart(stages: Sequence[tuple[str, int]]) -> str:
     """Horizontal bars, widest at the top, each with its count and share of the one above."""
     with matplotlib.rc_context(_RC):
@@ -70,11 +80,7 @@ def model_chart(frame: pd.DataFrame, models: Sequence[str], *, top: int = 8) -> 
             data = data[data.sum(axis=1) > 0]
             data = data.loc[data.sum(axis=1).sort_values(ascending=False, kind="stable").index].head(top)
         if data.empty:
-            fig = _figure(6.5, 0.8)
-            ax = fig.add_subplot()
-            ax.text(0.5, 0.5, "no attributed conversions in this period", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-            return _svg(fig)
+            return _empty("no attributed conversions in this period")
         fig = _figure(6.5, 0.22 * len(data) * len(cols) + 0.9)
         ax = fig.add_subplot()
         labels = [label(i) for i in data.index][::-1]
@@ -92,11 +98,7 @@ def series_chart(series: pd.DataFrame, days: Sequence[str], *, top: int = 6) -> 
     most (the rest as 'other channels')."""
     with matplotlib.rc_context(_RC):
         if series.empty:
-            fig = _figure(6.5, 0.8)
-            ax = fig.add_subplot()
-            ax.text(0.5, 0.5, "no leads in this period", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-            return _svg(fig)
+            return _empty("no leads in this period")
         fig = _figure(6.5, 2.6)
         ax = fig.add_subplot()
         table = series["leads"].unstack("channel", fill_value=0).reindex(list(days), fill_value=0)
