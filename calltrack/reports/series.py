@@ -1,6 +1,7 @@
 """Lead flow over time, and alerts when a campaign's flow stalls or drops. Pure pandas.
 
-- ``daily_series``: leads and qualified leads per day (the account's time zone) and channel.
+- ``daily_series``: leads and qualified leads per day (the account's time zone) and channel;
+  ``weekly_series`` the same per week.
 - ``alerts``: for each level value with enough history (at least MIN_LEADS leads in the
   window), two checks against its *own* past, so a small campaign is not judged by a big one:
 
@@ -35,6 +36,16 @@ def daily_series(leads: pd.DataFrame, timezone: str) -> pd.DataFrame:
         [out.index.get_level_values(0).strftime("%Y-%m-%d"), out.index.get_level_values(1).astype(str)], names=["date", "channel"]
     )
     return out.sort_index()
+
+
+def weekly_series(daily: pd.DataFrame) -> pd.DataFrame:
+    """The daily series summed by ISO week (weeks start on Monday; labelled by that Monday)."""
+    if daily.empty:
+        return daily
+    days = pd.to_datetime(daily.index.get_level_values("date"))
+    monday = (days - pd.to_timedelta(days.day_of_week, unit="D")).strftime("%Y-%m-%d")
+    frame = daily.reset_index(drop=True).assign(week=list(monday), channel=list(daily.index.get_level_values("channel")))
+    return frame.groupby(["week", "channel"])[["leads", "qualified"]].sum().sort_index()
 
 
 def alerts(history: pd.DataFrame, *, level: str, as_of: float, timezone: str) -> list[dict[str, Any]]:

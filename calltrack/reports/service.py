@@ -23,7 +23,7 @@ from calltrack.numbers.channels import derive_channel
 from calltrack.reports import cost_store, link_store, operations, planning, report_store
 from calltrack.reports.campaigns import COST_LEVELS, COUNTS, as_records, campaign_report, funnel, totals
 from calltrack.reports.costs import PricingModel
-from calltrack.reports.series import alerts, daily_series
+from calltrack.reports.series import alerts, daily_series, weekly_series
 
 DAY = 86400.0
 MAX_DAYS = 731
@@ -68,6 +68,10 @@ class CampaignReport:
             "series": [
                 {"date": d, "channel": ch, "leads": int(r["leads"]), "qualified": int(r["qualified"])}
                 for (d, ch), r in self.series.iterrows()
+            ],
+            "weekly": [
+                {"week": w, "channel": ch, "leads": int(r["leads"]), "qualified": int(r["qualified"])}
+                for (w, ch), r in weekly_series(self.series).iterrows()
             ],
             "alerts": self.alerts,
         }

@@ -44,6 +44,7 @@ def test_the_report_counts_what_happened_and_what_it_cost(app, http, tenant, clo
     for point in body["series"]:
         per_channel[point["channel"]] = per_channel.get(point["channel"], 0) + point["leads"]
     assert per_channel == {"paid_social": 2, billboard_channel(app): 1}
+    assert sum(w["leads"] for w in body["weekly"]) == 3 and all(w["week"] <= "2026-01-05" for w in body["weekly"])
     assert all(isinstance(total[k], int) for k in ("visits", "leads", "calls"))
 
 
