@@ -27,6 +27,8 @@ from calltrack.leads.resources import FormResources, LeadResources, OwnerResourc
 from calltrack.leads.service import FormsService, LeadsService, OwnersService
 from calltrack.numbers.resources import NumberResources, PublicSiteGate
 from calltrack.numbers.service import NumbersService
+from calltrack.privacy.resources import PrivacyResources
+from calltrack.privacy.service import PrivacyService
 from calltrack.reports.cost_resources import CostResources
 from calltrack.reports.cost_service import CostsService
 from calltrack.reports.resources import ReportResources
@@ -63,14 +65,17 @@ class App:
     attribution: AttributionService
     costs: CostsService
     reports: ReportsService
+    privacy: PrivacyService
 
     def start(self) -> None:
         self.db.start()
         self.compute.start()
         self.numbers.start()
         self.outbox.start()
+        self.privacy.start()
 
     def stop(self) -> None:
+        self.privacy.stop()
         self.outbox.stop()
         self.numbers.stop()
         self.compute.stop()
@@ -124,8 +129,10 @@ def build_app(
     CostResources(costs, accounts, clock).register(router)
     reports = ReportsService(db, compute, attribution, clock, numbers=numbers, leads_config=config.leads)
     ReportResources(reports, accounts, clock).register(router)
+    privacy = PrivacyService(db, clock, registry=registry)
+    PrivacyResources(privacy, accounts).register(router)
     TelephonyResources(telephony, accounts, clock, config.http, config.telephony).register(router)
     PageResources(accounts, config.http.public_base_url).register(router)
     OpenApiResource(router, config.http.public_base_url).register(router)
     site = CalltrackSite(router, max_body_bytes=config.http.max_body_bytes)
-    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners, scoring, outbox, attribution, costs, reports)
+    return App(config, engine, db, registry, accounts, numbers, router, site, compute, telephony, forms, leads, owners, scoring, outbox, attribution, costs, reports, privacy)

@@ -849,6 +849,57 @@ def cmd_plan(config: CalltrackConfig, args: argparse.Namespace) -> None:
     _print(body, args.json, "\n".join(lines))
 
 
+def cmd_account_retention(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    """Show the account's retention, or change the kinds given (days, or 'keep')."""
+    from calltrack.privacy.rules import InvalidRetention, read_days_argument
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    given = {f"{kind}_days": getattr(args, f"{kind}_days") for kind in ("recordings", "callers", "forms")}
+    try:
+        changes = {name: read_days_argument(text, name) for name, text in given.items() if text is not None}
+        retention = run_now(app.privacy.set_retention(account.id, changes)) if changes else run_now(app.privacy.retention(account.id))
+    except InvalidRetention as e:
+        raise CliError(str(e)) from None
+    shown = retention.to_json()
+    lines = [f"{kind}: " + (f"{shown[kind + '_days']} days" if shown[kind + "_days"] is not None else "kept") for kind in ("recordings", "callers", "forms")]
+    if changes:
+        lines.append("a running `calltrack serve` purges within the hour; `calltrack retention purge` does it now")
+    _print(shown, args.json, "\n".join(lines))
+
+
+def cmd_retention_purge(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    """Anonymise now what the retention settings say is too old (every account with a setting,
+    or one)."""
+    app = _open_app(config)
+    account_id = _account(app, args.account).id if args.account is not None else None
+    done = run_now(app.privacy.purge(account_id))
+    text = "\n".join(
+        f"account {acc}: " + (", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "nothing to do") for acc, kinds in sorted(done.items())
+    ) or "no account has a retention setting (calltrack account retention)"
+    _print({str(acc): kinds for acc, kinds in done.items()}, args.json, text)
+
+
+def cmd_contacts_erase(config: CalltrackConfig, args: argparse.Namespace) -> None:
+    """Erase one person's personal data from the account (like POST /v1/contacts/erase)."""
+    from calltrack.privacy.service import InvalidPerson
+
+    app = _open_app(config)
+    account = _account(app, args.account)
+    try:
+        erasure = run_now(app.privacy.erase(account, phone=args.phone, email=args.email, actor="cli"))
+    except InvalidPerson as e:
+        raise CliError(str(e)) from None
+    if erasure is None:
+        raise CliError(f"account {account.id} has no such person")
+    c = erasure.counts
+    _print(
+        erasure.to_json(), args.json,
+        f"erasure {erasure.id}: {c['contacts']} contacts, {c['leads']} leads, {c['calls']} calls, {c['forms']} forms, "
+        f"{c['touchpoints']} visits, {c['deliveries_cancelled']} pending webhook deliveries cancelled, {c['blocklist_removed']} blocklist entries removed",
+    )
+
+
 def cmd_scoring_backfill(config: CalltrackConfig, args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
@@ -1155,6 +1206,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="until")
     p.add_argument("--account", type=int)
     p.set_defaults(func=cmd_plan)
+
+    p = acc.add_parser("retention", help="days to keep recordings, caller numbers and form fields (shows them when no option is given)")
+    for kind, what in (("recordings", "call recordings"), ("callers", "caller numbers, after a number's last call"), ("forms", "form fields")):
+        p.add_argument(f"--{kind}-days", dest=f"{kind}_days", metavar="DAYS|keep", help=f"keep {what} this many days ('keep': for good)")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_account_retention)
+    ret = sub.add_parser("retention", help="the retention purge").add_subparsers(dest="retention_command", required=True)
+    p = ret.add_parser("purge", help="anonymise now what each account's retention says is too old (a running server does it hourly)")
+    p.add_argument("--account", type=int, help="only this account (default: every account with a setting)")
+    p.set_defaults(func=cmd_retention_purge)
+    con = sub.add_parser("contacts", help="people").add_subparsers(dest="contacts_command", required=True)
+    p = con.add_parser("erase", help="erase a person's personal data from the account (calls, forms, leads, visits, webhook bodies); counts stay")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--phone", help="read in the account's region")
+    who.add_argument("--email")
+    p.add_argument("--account", type=int)
+    p.set_defaults(func=cmd_contacts_erase)
 
     sc = sub.add_parser("scoring", help="qualification rules and scores").add_subparsers(dest="scoring_command", required=True)
     p = sc.add_parser("show", help="the active rules and their version")

@@ -31,6 +31,9 @@ def create_engine(url: str, *, pool_size: int = 8, max_overflow: int = 4) -> Eng
     SQLite: WAL (readers never wait for the writer), foreign keys on, a busy timeout so that
     a CLI command and the server can share the file, and ``BEGIN IMMEDIATE`` so a
     transaction takes the write lock up front instead of failing when it upgrades.
+
+    ``hide_parameters``: a statement's values (secrets, phone numbers) never appear in an
+    error's message, which tracebacks carry into the logs.
     """
     url = normalise_url(url)
     if is_sqlite(url):
@@ -40,11 +43,11 @@ def create_engine(url: str, *, pool_size: int = 8, max_overflow: int = 4) -> Eng
             # One shared in-memory database for the whole process (tests).
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"check_same_thread": False}
-        engine = sa.create_engine(url, **kwargs)
+        engine = sa.create_engine(url, hide_parameters=True, **kwargs)
         _configure_sqlite(engine)
         return engine
     return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, future=True
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, future=True, hide_parameters=True
     )
 
 

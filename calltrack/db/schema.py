@@ -595,3 +595,38 @@ report_links = sa.Table(
     sa.Column("expires_at", Time),
     sa.Column("revoked_at", Time),
 )
+
+# -- privacy (privacy/*.py) ---------------------------------------------------------------------
+
+# Per-account retention: days to keep recordings, caller numbers and form fields; null keeps
+# them. The purge (privacy/service.py) anonymises what is older, row by row, keeping the rows.
+privacy_retention = sa.Table(
+    "privacy_retention",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, unique=True),
+    sa.Column("recordings_days", sa.Integer),
+    sa.Column("callers_days", sa.Integer),
+    sa.Column("forms_days", sa.Integer),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+# One row per erasure of a person (POST /v1/contacts/erase, calltrack contacts erase): when, by
+# whom and how much was erased. No personal data: not the phone or email asked for, nor a hash.
+privacy_erasures = sa.Table(
+    "privacy_erasures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("at", Time, nullable=False),
+    # 'api:<key prefix>' or 'cli'.
+    sa.Column("actor", sa.String(64), nullable=False),
+    # What identified the person: 'phone' or 'email'.
+    sa.Column("matched_by", sa.String(8), nullable=False),
+    # JSON {contacts, leads, calls, forms, touchpoints, deliveries_cancelled, blocklist_removed}.
+    sa.Column("counts", sa.Text, nullable=False),
+)
+
+# Every lease of a visitor, ended ones too: an erasure re-keys a person's visitor id on their
+# leases (the partial index above covers only the open ones).
+sa.Index("ix_leases_visitor", leases.c.site_id, leases.c.vid)

@@ -28,6 +28,16 @@ from calltrack.web.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
+# Secrets that can sit in a path (a report link's token; a key pasted into a URL by mistake):
+# a logged path keeps their prefix only.
+_SECRET_IN_PATH = re.compile(r"\b(rpt|ctk|whsec)_[A-Za-z0-9_\-]+")
+
+
+def loggable_path(uri: bytes) -> str:
+    """The request's path as logs show it: no query string, no secrets, at most 200 characters."""
+    path = uri.decode("utf-8", "replace").split("?", 1)[0]
+    return _SECRET_IN_PATH.sub(lambda m: m.group(1) + "_…", path)[:200]
+
 
 @dataclass
 class Response:
@@ -191,7 +201,7 @@ class Router(Resource):
             logger.info(
                 "%s %s %d %.1fms",
                 method,
-                request.uri.decode("utf-8", "replace")[:200].split("?")[0],
+                loggable_path(request.uri),
                 resp.status,
                 elapsed * 1000,
                 extra={"route": route, "status": resp.status, "ms": round(elapsed * 1000, 2)},
@@ -199,7 +209,7 @@ class Router(Resource):
 
     def _unexpected(self, failure: Failure, request: Request) -> None:  # pragma: no cover
         self.in_flight -= 1
-        logger.error("failure while answering %r", request.uri, exc_info=(failure.type, failure.value, failure.tb))
+        logger.error("failure while answering %s", loggable_path(request.uri), exc_info=(failure.type, failure.value, failure.tb))
         if not request.finished and not request._disconnected:
             request.setResponseCode(500)
             request.finish()
