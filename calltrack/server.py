@@ -32,6 +32,10 @@ def serve(config: CalltrackConfig, *, bind: str = "127.0.0.1", port: int = 8080,
 
     app = build_app(config, reactor=reactor)
     app.start()
+    # Leads whose scoring a process that died had pending (SIGKILL, power loss) are scored now.
+    defer.ensureDeferred(app.scoring.catch_up()).addErrback(
+        lambda f: logger.error("scoring the leads left unscored failed: %s", f.getErrorMessage())
+    )
     if inherited_fd is not None:
         probe = socket.socket(fileno=os.dup(inherited_fd))
         family = probe.family
@@ -51,6 +55,7 @@ def serve(config: CalltrackConfig, *, bind: str = "127.0.0.1", port: int = 8080,
             await task.deferLater(reactor, 0.05, lambda: None)
         if app.router.in_flight:
             logger.warning("%d requests still in flight after %.0fs; stopping anyway", app.router.in_flight, _DRAIN_SECONDS)
+        await app.scoring.drain()  # the leads touched in the last second are scored before we go
         app.stop()
         logger.info("stopped")
 

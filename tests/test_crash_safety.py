@@ -55,3 +55,47 @@ def test_acknowledged_deliveries_survive_sigkill_exactly_once(backend: str, tmp_
     assert report.problems == [], detail
     assert report.clean_exit == 0, detail
     assert report.ok, detail
+
+
+def test_leads_whose_scoring_was_pending_are_scored_after_sigkill_and_on_sigterm(tmp_path: Path) -> None:
+    """Scoring runs a second after a call touches a lead, from a set in the process's memory: a
+    process killed within that second leaves the lead unscored until the next one starts, and
+    a process stopped with SIGTERM scores it before it exits."""
+    import random
+    import time
+
+    crash = crash_bench()
+    url = f"sqlite:///{tmp_path / 'scores.db'}"
+    crash.fresh_database(url)
+    setup = crash.seed_tenant(url, 10)
+    server = crash.Server(url, tmp_path, crash.free_port())
+    engine = sa.create_engine(url)
+
+    def counts() -> tuple[int, int]:
+        with engine.connect() as conn:
+            total, scored = conn.execute(sa.text("SELECT count(*), count(scored_at) FROM leads")).one()
+        return int(total), int(scored)
+
+    def calls(first: int) -> None:
+        h = crash.Harness(server, setup, seed=5, senders=1, journeys=1, max_journeys=1, kills=0, kill_after=(1, 1), progress=False)
+        for i in range(first, first + 3):
+            plan = crash.CallPlan("twilio", f"CA{i:032x}", crash.STATIC_NUMBER, None, True, 60)
+            h.twilio_call(random.Random(i), plan, f"+1212{2000000 + i:07d}")
+
+    try:
+        server.start()
+        calls(1)
+        server.kill()  # within the scoring second
+        assert counts() == (3, 0)
+        server.start()
+        deadline = time.monotonic() + 20
+        while counts() != (3, 3):
+            assert time.monotonic() < deadline, f"the restarted server did not score the leads left pending: {counts()}"
+            time.sleep(0.1)
+        calls(4)
+        assert server.stop() == 0  # at once: the scoring second is not up
+        assert counts() == (6, 6)
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+        engine.dispose()

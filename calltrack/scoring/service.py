@@ -4,6 +4,12 @@ Leads are scored off the hot path: ingestion and forms mark a lead dirty, and on
 the dirty leads of each account are scored together (facts from the database, the rules on
 the compute pool, the scores back in one transaction). A webhook never waits for scoring.
 ``calltrack scoring backfill`` re-scores every lead after the rules change.
+
+The dirty set lives in the process's memory: a graceful stop scores it before exiting
+(:meth:`ScoringService.drain`), and a process that starts scores the recent leads that were
+never scored (:meth:`ScoringService.catch_up`) — what a process that died (SIGKILL, power
+loss) still had pending. A lead already scored whose re-scoring died with a process keeps its
+older score until it is touched again or the backfill runs.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from calltrack.scoring.rules import DEFAULT_RULES, FACT_COLUMNS, RuleSet, parse_
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
+# After a start, leads created this recently and never scored are scored (see catch_up).
+CATCH_UP_SECONDS = 86400.0
+CATCH_UP_CHUNK = 5000
 
 
 def facts_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
@@ -71,6 +80,32 @@ class ScoringService:
         for account_id, ids in dirty.items():
             d = defer.ensureDeferred(self.score_leads(account_id, sorted(ids)))
             d.addErrback(lambda f, a=account_id: logger.error("scoring leads of account %d failed: %s", a, f.getErrorMessage()))
+
+    async def drain(self) -> None:
+        """Score every lead marked dirty now, and return when done (a graceful stop)."""
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        dirty, self._dirty = self._dirty, {}
+        for account_id, ids in sorted(dirty.items()):
+            try:
+                await self.score_leads(account_id, sorted(ids))
+            except Exception:
+                logger.exception("scoring leads of account %d failed while stopping", account_id)
+
+    async def catch_up(self, within: float = CATCH_UP_SECONDS) -> int:
+        """Score the leads created in the last ``within`` seconds that were never scored:
+        their scoring was pending in a process that died. Returns how many were scored."""
+        pending = await self._db.run("unscored_leads", store.unscored_leads_txn, self._clock.seconds() - within)
+        by_account: dict[int, list[int]] = {}
+        for account_id, lead_id in pending:
+            by_account.setdefault(account_id, []).append(lead_id)
+        for account_id, ids in sorted(by_account.items()):
+            for start in range(0, len(ids), CATCH_UP_CHUNK):
+                await self.score_leads(account_id, ids[start : start + CATCH_UP_CHUNK])
+        if pending:
+            logger.info("scored %d leads whose scoring was left pending by a stopped process", len(pending))
+        return len(pending)
 
     async def score_leads(self, account_id: int, lead_ids: list[int]) -> int:
         version, document, tz = await self._db.run("active_rules", store.active_rules_txn, account_id)

@@ -121,6 +121,16 @@ def _fetch(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
         cursor.close()
 
 
+def unscored_leads_txn(conn: Connection, since: float) -> list[tuple[int, int]]:
+    """(account id, lead id) of the leads created since ``since`` that were never scored."""
+    q = (
+        sa.select(leads.c.account_id, leads.c.id)
+        .where(leads.c.scored_at.is_(None), leads.c.created_at >= since)
+        .order_by(leads.c.account_id, leads.c.id)
+    )
+    return [(int(a), int(i)) for a, i in conn.execute(q)]
+
+
 def apply_scores_txn(conn: Connection, version: int, scored: Sequence[tuple[int, int, str, str, bool]], now: float) -> int:
     """Store (lead id, score, temperature, flags, mql) and promote MQLs: a lead new or
     contacted whose score reached the threshold moves to MQL, unless sales set its stage.
