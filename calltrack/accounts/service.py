@@ -89,6 +89,8 @@ class AccountsService:
     ) -> Site:
         if not name.strip():
             raise AccountError("name is required")
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise AccountError("name contains control characters")  # PostgreSQL refuses NUL in text
         if not allowed_domains:
             raise AccountError("at least one allowed domain is required")
         domains = [validate_domain(d) for d in allowed_domains]

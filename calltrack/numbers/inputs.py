@@ -126,6 +126,8 @@ def pool_settings(body: dict[str, Any], *, region: str, creating: bool) -> dict[
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise InvalidInput("'name' must be a string of 1-100 characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise InvalidInput("'name' contains control characters")  # PostgreSQL refuses NUL in text
         out["name"] = name.strip()
     if creating:
         site_id = body.get("site_id")

@@ -68,6 +68,8 @@ def parse_rules(raw: Mapping[str, Any] | None) -> PoolRules:
         values = [value] if isinstance(value, str) else value
         if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
             raise RuleError(f"rule {key!r} needs a non-empty string or list of strings")
+        if any(ord(c) < 32 or ord(c) == 127 for v in values for c in v):
+            raise RuleError(f"rule {key!r} contains control characters")  # stored as JSON, which PostgreSQL refuses with NUL
         normalised = frozenset(v.strip().lower() for v in values)
         if key == "referrer_domain":
             # Visits' referrer hosts are compared without "www." (channels.referrer_host).

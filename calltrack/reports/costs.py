@@ -112,6 +112,9 @@ def _text(value: str | None, name: str, *, default: str = "") -> str:
     text = (value or "").strip()
     if len(text) > MAX_TEXT:
         raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        # PostgreSQL refuses NUL in text (a 500 there, found by tests/security/test_schemathesis.py).
+        raise ValueError(f"{name} contains control characters")
     return text.lower() if name in ("source", "medium") else (text or default)
 
 
