@@ -14,6 +14,7 @@ from twisted.web.server import Request
 from calltrack.accounts.service import AccountsService
 from calltrack.demo import DEMO_ACCOUNT
 from calltrack.phones import format_national
+from calltrack.web import params
 from calltrack.web.errors import ApiError
 from calltrack.web.resource import Response, Router, query_params
 
@@ -73,7 +74,8 @@ class PageResources:
         return Response(200, self.script.body, content_type="application/javascript; charset=utf-8", headers=headers)
 
     async def demo(self, request: Request) -> Response:
-        key = query_params(request).get("site")
+        # Checked like every site key (a NUL in it made PostgreSQL fail: a 500, found by schemathesis).
+        key = params.string(query_params(request).get("site"), "site", required=False, max_length=100)
         site = await (self._accounts.site_by_key(key) if key else self._accounts.first_site_of_account_named(DEMO_ACCOUNT))
         if site is None:
             raise ApiError(404, "unknown_site", "no such site; run `calltrack demo seed` or pass ?site=SITE_KEY")

@@ -44,3 +44,14 @@ def test_a_pool_renamed_with_a_nul_keeps_its_name(app: App, http: Http, tenant: 
     code, answer, _ = http.request("PATCH", f"/v1/pools/{pool['id']}", json_body={"name": "w\u0000b"}, key=tenant.key)
     assert code == 400 and "control characters" in answer["error"]["message"]
     assert http.request("GET", f"/v1/pools/{pool['id']}", key=tenant.key)[1]["name"] == "web"
+
+
+@pytest.mark.parametrize(("key", "code"), [("%00", 400), ("site_%00x", 400), ("x" * 101, 400), ("site_nope", 404), ("", 200)])
+def test_the_demo_page_checks_its_site_key(app: App, http: Http, tenant: Tenant, key: str, code: int) -> None:
+    """GET /demo?site=%00 was a 500 on PostgreSQL (found by schemathesis)."""
+    from calltrack.demo import DEMO_ACCOUNT
+    from tests.conftest import make_tenant
+
+    make_tenant(app, DEMO_ACCOUNT, ("127.0.0.1",))
+    status, body, _ = http.request("GET", f"/demo?site={key}")
+    assert status == code, body
