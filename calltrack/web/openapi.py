@@ -18,6 +18,13 @@ _INT = {"type": "integer"}
 _NUM = {"type": "number"}
 _ERROR = {"$ref": "#/components/responses/Error"}
 _BEARER = [{"apiKey": []}]
+# Query parameters as the handlers check them (params.integer bounds): generated requests that
+# honour the document reach the handler's work instead of its 400.
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
+_CURSOR = {"type": "integer", "minimum": 1, "maximum": 2147483647}
+_KEY = {"type": "string", "minLength": 1, "maxLength": 100}
+_VALUE = {"type": "string", "minLength": 1, "maxLength": 200}
+_MODELS = "first_touch|last_touch|last_non_direct|linear|time_decay|position_based|w_shaped|markov|shapley|lead_creation"
 
 
 def _q(name: str, description: str, *, required: bool = False, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -55,10 +62,21 @@ _PUBLIC_ERRORS = {"400": _ERROR, "403": _ERROR, "404": _ERROR, "413": _ERROR, "4
 _ACCOUNT_ERRORS = {"400": _ERROR, "401": _ERROR, "404": _ERROR}
 _WINDOW = [_q("since", "unix seconds or ISO 8601 (default: 7 days before until)"), _q("until", "unix seconds or ISO 8601 (default: now)")]
 
+_DAYS = {"type": ["integer", "null"], "minimum": 1, "maximum": 36500}
+_RETENTION = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"recordings_days": _DAYS, "callers_days": _DAYS, "forms_days": _DAYS},
+}
+_ERASURE = {
+    "type": "object",
+    "properties": {"id": _INT, "at": _NUM, "actor": _STR, "matched_by": {"enum": ["phone", "email"]}, **{k: _INT for k in (
+        "contacts", "leads", "calls", "forms", "touchpoints", "deliveries_cancelled", "blocklist_removed")}},
+}
+
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
-    ("GET", "/healthz"): {"summary": "Liveness and database check", "responses": {"200": {"description": "healthy"}, "503": {"description": "the database does not answer"}}},
-    ("GET", "/metrics"): {"summary": "Prometheus metrics of the answering process", "responses": {"200": {"description": "text format 0.0.4"}}},
-    ("GET", "/openapi.json"): {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}},
+    ("GET", "/healthz"): {"summary": "Liveness and database check", "responses": {"200": _json("Health", "healthy"), "503": _json("Health", "the database does not answer")}},
+    ("GET", "/metrics"): {"summary": "Prometheus metrics of the answering process", "responses": {"200": {"description": "text format 0.0.4", "content": {"text/plain": {"schema": _STR}}}}},
+    ("GET", "/openapi.json"): {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}}}}},
     ("GET", "/v1/number"): {
         "summary": "A tracking number for a visitor (records the visit, leases a pool number)",
         "security": [],
@@ -83,10 +101,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "A form submission (from ct.js with the site key, or server to server with an API key); stored once per id, tied to its lead",
         "security": [{}, {"apiKey": []}],
         "requestBody": _body("FormRequest"),
-        "responses": {"201": {"description": "stored"}, "200": {"description": "already stored (same id)"}, **_PUBLIC_ERRORS},
+        "responses": {"201": _json("FormStored", "stored"), "200": _json("FormStored", "already stored (same id)"), **_PUBLIC_ERRORS},
     },
     ("OPTIONS", "/v1/forms"): {"summary": "CORS preflight (?site=)", "security": [], "parameters": [_q("site", "the site key", required=True)], "responses": {"204": {"description": "allowed"}, **_PUBLIC_ERRORS}},
-    ("GET", "/v1/forms"): {"summary": "Recent form submissions", "parameters": [_q("limit", "1-1000, default 100", schema={"type": "integer"})], "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/forms"): {"summary": "Recent form submissions", "parameters": [_q("limit", "1-1000, default 100", schema=_LIMIT)], "responses": {"200": _list("forms", "Form"), **_ACCOUNT_ERRORS}},
     **{
         ("POST", f"/v1/webhooks/twilio/{hook}"): {
             "summary": summary,
@@ -111,7 +129,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             {"name": "telnyx-timestamp", "in": "header", "required": True, "schema": _STR},
         ],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-        "responses": {"200": {"description": "stored, duplicate or ignored"}, "400": _ERROR, "403": _ERROR, "413": _ERROR},
+        "responses": {"200": {"description": "stored, duplicate or ignored", "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "call_id": _INT, "duplicate": {"type": "boolean"}, "ignored": {"type": "boolean"}}}}}}, "400": _ERROR, "403": _ERROR, "413": _ERROR},
     },
     ("POST", "/v1/webhooks/calls"): {
         "summary": "Our signed JSON for Asterisk, FreeSWITCH or any PBX: call.started|ringing|answered|completed|recording",
@@ -122,7 +141,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("GET", "/v1/calls"): {
         "summary": "The account's calls, newest first",
-        "parameters": [_q("from", "unix seconds or ISO 8601"), _q("to", "unix seconds or ISO 8601"), _q("cursor", "next_cursor of the previous page", schema=_INT), _q("limit", "1-1000, default 100", schema=_INT)],
+        "parameters": [_q("from", "unix seconds or ISO 8601"), _q("to", "unix seconds or ISO 8601"), _q("cursor", "next_cursor of the previous page", schema=_CURSOR), _q("limit", "1-1000, default 100", schema=_LIMIT)],
         "responses": {"200": _list("calls", "Call"), **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/calls/{id}"): {"summary": "One call with its deliveries", "parameters": [_id()], "responses": {"200": _json("Call"), **_ACCOUNT_ERRORS}},
@@ -138,7 +157,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _q("campaign", "campaign"), _q("channel", "channel"),
             _q("status", "stage", schema={"enum": ["new", "contacted", "mql", "sql", "customer", "nurturing", "lost", "spam"]}),
             _q("kind", "how it arrived", schema={"enum": ["call", "callback", "form"]}),
-            _q("cursor", "next_cursor of the previous page", schema=_INT), _q("limit", "1-1000, default 100", schema=_INT),
+            _q("cursor", "next_cursor of the previous page", schema=_CURSOR), _q("limit", "1-1000, default 100", schema=_LIMIT),
         ],
         "responses": {"200": _list("leads", "Lead"), **_ACCOUNT_ERRORS},
     },
@@ -157,19 +176,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/owners"): {"summary": "The account's lead owners (managers) with their lead counts: all, open, customers (spam left out)", "responses": {"200": _list("owners", "Owner"), **_ACCOUNT_ERRORS}},
     ("POST", "/v1/owners"): {
         "summary": "Add a lead owner; new leads go round robin among the active ones unless a rule names one",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"name": _STR, "email": _STR}, "required": ["name"]}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"name": _VALUE, "email": _STR}, "required": ["name"]}}}},
         "responses": {"201": _json("Owner", "created"), "409": _ERROR, **_ACCOUNT_ERRORS},
     },
     ("PATCH", "/v1/owners/{id}"): {
         "summary": "Deactivate or reactivate an owner, or change their email",
         "parameters": [_id()],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"active": {"type": "boolean"}, "email": _NSTR}}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"active": {"type": "boolean"}, "email": _NSTR}, "minProperties": 1, "additionalProperties": False}}}},
         "responses": {"200": _json("Owner"), **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/owner-rules"): {"summary": "Assignment rules, in the order they are tried", "responses": {"200": _list("rules", "OwnerRule"), **_ACCOUNT_ERRORS}},
     ("POST", "/v1/owner-rules"): {
         "summary": "Add an assignment rule: new leads matching 'when' go to the owner",
-        "requestBody": _body("OwnerRule"),
+        "requestBody": _body("NewOwnerRule"),
         "responses": {"201": _json("OwnerRule", "created"), **_ACCOUNT_ERRORS},
     },
     ("DELETE", "/v1/owner-rules/{id}"): {"summary": "Remove an assignment rule", "parameters": [_id()], "responses": {"204": {"description": "removed"}, **_ACCOUNT_ERRORS}},
@@ -180,12 +200,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"201": _json("LeadWebhook", "created (with 'secret')"), "409": _ERROR, **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/lead-webhooks/{id}"): {"summary": "One lead webhook", "parameters": [_id()], "responses": {"200": _json("LeadWebhook"), **_ACCOUNT_ERRORS}},
-    ("DELETE", "/v1/lead-webhooks/{id}"): {"summary": "Stop a lead webhook; its pending deliveries are cancelled (the log stays)", "parameters": [_id()], "responses": {"200": {"description": "removed"}, **_ACCOUNT_ERRORS}},
+    ("DELETE", "/v1/lead-webhooks/{id}"): {"summary": "Stop a lead webhook; its pending deliveries are cancelled (the log stays)", "parameters": [_id()], "responses": {"200": {"description": "removed", "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "removed": {"type": "boolean"}, "cancelled_deliveries": _INT}, "required": ["removed"]}}}}, **_ACCOUNT_ERRORS}},
     ("GET", "/v1/lead-webhooks/{id}/deliveries"): {
         "summary": "The delivery log, newest first",
         "parameters": [
-            _id(), _q("status", "pending, delivered, failed or cancelled"), _q("lead_id", "one lead's events", schema={"type": "integer"}),
-            _q("limit", "1-500, default 50", schema={"type": "integer"}), _q("cursor", "next_cursor of the previous page", schema={"type": "integer"}),
+            _id(), _q("status", "pending, delivered, failed or cancelled", schema={"enum": ["pending", "delivered", "failed", "cancelled"]}),
+            _q("lead_id", "one lead's events", schema=_CURSOR),
+            _q("limit", "1-500, default 50", schema={"type": "integer", "minimum": 1, "maximum": 500}), _q("cursor", "next_cursor of the previous page", schema=_CURSOR),
         ],
         "responses": {"200": _list("deliveries", "LeadWebhookDelivery"), **_ACCOUNT_ERRORS},
     },
@@ -202,34 +224,37 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/attribution"): {
         "summary": "Credit per channel (or source_medium, source, medium, campaign, keyword, landing_page, tracking_number) for the period's conversions, under one model or several side by side; JSON or CSV",
         "parameters": [
-            _q("model", "one or more, comma-separated: first_touch, last_touch, last_non_direct, linear, time_decay, position_based, w_shaped, markov, shapley, lead_creation", required=True),
+            _q("model", "one or more, comma-separated: first_touch, last_touch, last_non_direct, linear, time_decay, position_based, w_shaped, markov, shapley, lead_creation", required=True,
+               schema={"type": "string", "pattern": f"^({_MODELS})(,({_MODELS}))*$"}),
             _q("stage", "lead, mql (default), sql or customer"), _q("from", "unix seconds or ISO 8601 (default: 30 days before to)"), _q("to", "default: now"),
-            _q("level", "default channel"), _q("lookback_days", "1-365, default 30", schema={"type": "integer"}),
-            _q("half_life_days", "time_decay, default 7", schema={"type": "number"}), _q("first", "position_based, default 0.4", schema={"type": "number"}),
-            _q("last", "position_based, default 0.4", schema={"type": "number"}), _q("order", "markov, 1-4, default 1", schema={"type": "integer"}),
+            _q("level", "default channel"), _q("lookback_days", "1-365, default 30", schema={"type": "integer", "minimum": 1, "maximum": 365}),
+            _q("half_life_days", "time_decay, default 7", schema={"type": "number", "minimum": 0.01, "maximum": 3650}),
+            _q("first", "position_based, default 0.4", schema={"type": "number", "minimum": 0, "maximum": 1}),
+            _q("last", "position_based, default 0.4", schema={"type": "number", "minimum": 0, "maximum": 1}), _q("order", "markov, 1-4, default 1", schema={"type": "integer", "minimum": 1, "maximum": 4}),
             _q("variant", "shapley: simplified (default) or ordered"), _q("ci", "true: bootstrap intervals for markov and shapley"),
-            _q("samples", "bootstrap samples, 10-2000, default 200", schema={"type": "integer"}), _q("seed", "bootstrap seed, default 0", schema={"type": "integer"}),
+            _q("samples", "bootstrap samples, 10-2000, default 200", schema={"type": "integer", "minimum": 10, "maximum": 2000}),
+            _q("seed", "bootstrap seed, default 0", schema={"type": "integer", "minimum": 0, "maximum": 2147483647}),
             _q("format", "json (default) or csv"),
         ],
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}, **_ACCOUNT_ERRORS},
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Attribution"}}, "text/csv": {"schema": {"type": "string"}}}}, **_ACCOUNT_ERRORS},
     },
     ("POST", "/v1/costs"): {
         "summary": "Import ad spend (CSV: date, source, medium, campaign, keyword, clicks, impressions, cost, currency); replaces the file's period for its sources; any bad line refuses the whole file",
         "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
-        "responses": {"201": {"description": "imported"}, **_ACCOUNT_ERRORS},
+        "responses": {"201": _json("CostImport", "imported"), **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/costs"): {
         "summary": "Ad spend rows and totals for days in [from, to]",
         "parameters": [_q("from", "YYYY-MM-DD (default: 30 days before to)"), _q("to", "YYYY-MM-DD (default: today)")],
-        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+        "responses": {"200": _json("Costs"), **_ACCOUNT_ERRORS},
     },
-    ("GET", "/v1/pricing-models"): {"summary": "Prices of bought leads per click, lead or action, by source/medium/campaign", "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/pricing-models"): {"summary": "Prices of bought leads per click, lead or action, by source/medium/campaign", "responses": {"200": _list("pricing_models", "PricingModel"), **_ACCOUNT_ERRORS}},
     ("POST", "/v1/pricing-models"): {
         "summary": "Set the price of a source's (medium's, campaign's) clicks, leads or actions (a lead reaching a stage)",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
-            "source": _STR, "medium": _STR, "campaign": _STR, "model": {"enum": ["per_click", "per_lead", "per_action"]}, "price": _NUM,
+            "source": _KEY, "medium": _STR, "campaign": _STR, "model": {"enum": ["per_click", "per_lead", "per_action"]}, "price": _NUM,
             "stage": {"enum": ["mql", "sql", "customer"]}}, "required": ["source", "model", "price"]}}}},
-        "responses": {"201": {"description": "set"}, **_ACCOUNT_ERRORS},
+        "responses": {"201": _json("PricingModel", "set"), **_ACCOUNT_ERRORS},
     },
     ("DELETE", "/v1/pricing-models/{id}"): {"summary": "Remove a price", "parameters": [_id()], "responses": {"204": {"description": "removed"}, **_ACCOUNT_ERRORS}},
     ("GET", "/v1/reports/campaigns"): {
@@ -238,40 +263,64 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _q("from", "first day, YYYY-MM-DD in the account's time zone (default: 29 days before to)"), _q("to", "last day (default: today)"),
             _q("level", "channel, source_medium, source, medium, campaign (default), keyword, landing_page, tracking_number"),
             _q("models", "attribution models side by side, comma-separated (default last_touch,linear,markov; none for none)"),
-            _q("stage", "what the models credit: lead, mql (default), sql, customer"), _q("lookback_days", "1-365, default 30", schema={"type": "integer"}),
+            _q("stage", "what the models credit: lead, mql (default), sql, customer"), _q("lookback_days", "1-365, default 30", schema={"type": "integer", "minimum": 1, "maximum": 365}),
             _q("margin", "gross margin share of revenue for ROI, 0-1, default 1", schema={"type": "number"}), _q("format", "json (default), csv or html"),
         ],
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}}, **_ACCOUNT_ERRORS},
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CampaignReport"}}, "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}}, **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/reports/operations"): {
         "summary": "Operations: speed to lead per owner and per channel, missed calls not called back, loss and spam reasons ranked, each source's lead quality by month, pool health",
         "parameters": [_q("from", "first day, YYYY-MM-DD (default: 29 days before to)"), _q("to", "last day (default: today)")],
-        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+        "responses": {"200": _json("OperationsReport"), **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/reports/plan"): {
         "summary": "Planning: what a budget should bring (clicks, leads, qualified, customers) and the budget a number of customers needs, from the paid history of the period or the rates given",
         "parameters": [
-            _q("budget", "money to spend", schema={"type": "number"}), _q("target_customers", "customers wanted", schema={"type": "number"}),
+            _q("budget", "money to spend", schema={"type": "number", "exclusiveMinimum": 0, "maximum": 1e12}),
+            _q("target_customers", "customers wanted", schema={"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}),
             _q("from", "history from (default: 89 days before to)"), _q("to", "history to (default: today)"),
-            _q("cpc", "cost per click instead of the history's", schema={"type": "number"}), _q("lead_rate", "leads per click", schema={"type": "number"}),
-            _q("qualified_rate", "qualified per lead", schema={"type": "number"}), _q("customer_rate", "customers per lead", schema={"type": "number"}),
+            _q("cpc", "cost per click instead of the history's", schema={"type": "number", "exclusiveMinimum": 0, "maximum": 1e6}),
+            *[_q(k, what, schema={"type": "number", "exclusiveMinimum": 0, "maximum": 1}) for k, what in (
+                ("lead_rate", "leads per click"), ("qualified_rate", "qualified per lead"), ("customer_rate", "customers per lead"))],
         ],
-        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+        "responses": {"200": _json("Plan"), **_ACCOUNT_ERRORS},
     },
     ("GET", "/r/{token}"): {
         "summary": "The HTML campaign report through a read-only link made with `calltrack report link` (same parameters as /v1/reports/campaigns)",
         "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "HTML"}, "400": _ERROR, "404": _ERROR},
+        "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": _STR}}}, "400": _ERROR, "404": _ERROR},
     },
-    ("GET", "/v1/scoring/rules"): {"summary": "The active qualification rules and their version (0: the built-in defaults)", "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/account/retention"): {
+        "summary": "Days the account keeps recordings, caller numbers and form fields (null: for good)",
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": _RETENTION}}}, **_ACCOUNT_ERRORS},
+    },
+    ("PATCH", "/v1/account/retention"): {
+        "summary": "Change the retention: the fields given replace the current ones; older data is anonymised by the hourly purge (rows and counts stay)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _RETENTION | {"minProperties": 1}}}},
+        "responses": {"200": {"description": "the settings now", "content": {"application/json": {"schema": _RETENTION}}}, **_ACCOUNT_ERRORS},
+    },
+    ("POST", "/v1/contacts/erase"): {
+        "summary": "Erase a person (by phone, read in the account's region, or email): their personal data leaves every contact, call, form, lead, visit and webhook body of this account; counts, stages and values stay; the lead history keeps who changed what",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+            "properties": {"phone": {"type": "string", "maxLength": 64}, "email": {"type": "string", "maxLength": 254}}}}}},
+        "responses": {"200": {"description": "erased", "content": {"application/json": {"schema": _ERASURE}}}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/contacts/erasures"): {
+        "summary": "The erasures made, newest first: when, by whom (API key prefix or cli) and how much; nothing about the person",
+        "parameters": [_q("limit", "1-1000, default 100", schema={"type": "integer", "minimum": 1, "maximum": 1000})],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"erasures": {"type": "array", "items": _ERASURE}}}}}}, **_ACCOUNT_ERRORS},
+    },
+    ("GET", "/v1/scoring/rules"): {"summary": "The active qualification rules and their version (0: the built-in defaults)", "responses": {"200": _json("ScoringRules"), **_ACCOUNT_ERRORS}},
     ("PUT", "/v1/scoring/rules"): {
         "summary": "New qualification rules (a new version; rules that do not parse answer 400 and the active version stays)",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {"rules": {"type": "array"}, "thresholds": {"type": "object"}, "business_hours": {"type": "object"}}, "required": ["rules"]}}}},
-        "responses": {"201": {"description": "stored as the next version"}, **_ACCOUNT_ERRORS},
+        "responses": {"201": _json("ScoringRules", "stored as the next version"), **_ACCOUNT_ERRORS},
     },
-    ("GET", "/ct.js"): {"summary": "The number-swap script", "security": [], "responses": {"200": {"description": "JavaScript"}, "304": {"description": "not modified"}}},
-    ("GET", "/demo"): {"summary": "A demo landing page using ct.js", "security": [], "parameters": [_q("site", "site key (default: the demo site)")], "responses": {"200": {"description": "HTML"}, "404": _ERROR}},
-    ("POST", "/demo"): {"summary": "The demo page's contact form target (ct.js has already captured the form)", "security": [], "responses": {"200": {"description": "HTML"}}},
+    ("GET", "/ct.js"): {"summary": "The number-swap script", "security": [], "responses": {"200": {"description": "JavaScript", "content": {"application/javascript": {"schema": _STR}}}, "304": {"description": "not modified"}}},
+    ("GET", "/demo"): {"summary": "A demo landing page using ct.js", "security": [], "parameters": [_q("site", "site key (default: the demo site)")], "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": _STR}}}, "400": _ERROR, "404": _ERROR}},
+    ("POST", "/demo"): {"summary": "The demo page's contact form target (ct.js has already captured the form)", "security": [], "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": _STR}}}, "404": _ERROR}},
     ("GET", "/v1/sites"): {"summary": "The account's sites", "responses": {"200": _list("sites", "Site"), **_ACCOUNT_ERRORS}},
     ("POST", "/v1/sites"): {"summary": "Add a site", "requestBody": _body("NewSite"), "responses": {"201": _json("Site", "created"), **_ACCOUNT_ERRORS}},
     ("GET", "/v1/sites/{id}"): {"summary": "One site", "parameters": [_id()], "responses": {"200": _json("Site"), **_ACCOUNT_ERRORS}},
@@ -289,7 +338,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Import a CSV (number, forward_to, pool, source, medium, campaign, keyword, placement), all or none",
         "parameters": [_q("site_id", "site whose forwarding number rows without forward_to take", schema={"type": "integer"})],
         "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
-        "responses": {"201": {"description": "imported"}, "409": _ERROR, **_ACCOUNT_ERRORS},
+        "responses": {"201": {"description": "imported", "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "imported": _INT, "numbers": {"type": "array", "items": {"$ref": "#/components/schemas/Number"}}}, "required": ["imported", "numbers"]}}}}, "409": _ERROR, **_ACCOUNT_ERRORS},
     },
     ("POST", "/v1/numbers/{id}/retire"): {"summary": "Retire a number; its open lease ends", "parameters": [_id()], "responses": {"200": _json("Number"), **_ACCOUNT_ERRORS}},
     ("GET", "/v1/pools"): {"summary": "Pools", "parameters": [_q("site_id", "only this site's", schema={"type": "integer"})], "responses": {"200": _list("pools", "Pool"), **_ACCOUNT_ERRORS}},
@@ -298,13 +348,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/pools/{id}"): {"summary": "Change a pool (retired: true retires it)", "parameters": [_id()], "requestBody": _body("PoolSettings"), "responses": {"200": _json("Pool"), "409": _ERROR, **_ACCOUNT_ERRORS}},
     ("GET", "/v1/pools/{id}/health"): {
         "summary": "Utilisation per step, peak concurrent leases, exhaustions, recommended size",
-        "parameters": [_id(), *_WINDOW, _q("step", "seconds per utilisation step (60-86400, default 3600)", schema={"type": "integer"})],
-        "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS},
+        "parameters": [_id(), *_WINDOW, _q("step", "seconds per utilisation step (60-86400, default 3600)", schema={"type": "integer", "minimum": 60, "maximum": 86400})],
+        "responses": {"200": _json("PoolHealth"), **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/pools/{id}/simulate"): {
         "summary": "Replay the recorded visits against a candidate size and hold time",
-        "parameters": [_id(), _q("size", "candidate number of numbers", required=True, schema={"type": "integer"}), _q("hold_seconds", "candidate hold time (default: the pool's)", schema={"type": "integer"}), *_WINDOW],
-        "responses": {"200": {"description": "OK: exhausted_share is the share of requests that would have found the pool exhausted"}, **_ACCOUNT_ERRORS},
+        "parameters": [_id(), _q("size", "candidate number of numbers", required=True, schema={"type": "integer", "minimum": 0, "maximum": 100000}),
+                       _q("hold_seconds", "candidate hold time (default: the pool's)", schema={"type": "integer", "minimum": 0, "maximum": 604800}), *_WINDOW],
+        "responses": {"200": _json("PoolSimulation", "OK: exhausted_share is the share of requests that would have found the pool exhausted"), **_ACCOUNT_ERRORS},
     },
     ("GET", "/v1/leases"): {
         "summary": "The lease log, newest first",
@@ -312,16 +363,103 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _q("pool_id", "only this pool's", schema={"type": "integer"}),
             _q("number", "only this number (E.164)"),
             _q("active_at", "only leases holding their number at this time"),
-            _q("limit", "at most this many (1-1000, default 100)", schema={"type": "integer"}),
+            _q("limit", "at most this many (1-1000, default 100)", schema=_LIMIT),
         ],
         "responses": {"200": _list("leases", "Lease"), **_ACCOUNT_ERRORS},
     },
-    ("GET", "/v1/leases/{id}/events"): {"summary": "A lease's start, renewals and end", "parameters": [_id()], "responses": {"200": {"description": "OK"}, **_ACCOUNT_ERRORS}},
+    ("GET", "/v1/leases/{id}/events"): {"summary": "A lease's start, renewals and end", "parameters": [_id()], "responses": {"200": _json("LeaseEvents"), **_ACCOUNT_ERRORS}},
 }
 
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": _STR, "message": _STR}, "required": ["code", "message"]}}},
+    # Answers that used to be described by a sentence only: their shape, for clients and for the
+    # schemathesis run (tests/security/test_schemathesis.py) that checks every answer against it.
+    "Health": {"type": "object", "properties": {"status": {"enum": ["ok", "unhealthy"]}, "database": _STR, "db_queue": _INT}, "required": ["status", "database"]},
+    "FormStored": {"type": "object", "properties": {"id": _INT, "duplicate": {"type": "boolean"}, "lead_id": {"type": ["integer", "null"]}}, "required": ["id", "duplicate"]},
+    "Form": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "site_id": {"type": ["integer", "null"]}, "vid": _NSTR, "sid": _NSTR, "ts": _NUM, "url": _NSTR, "form_type": _NSTR,
+            "fields": {"type": "object"}, "email": _NSTR, "phone": _NSTR, "name": _NSTR, "company": _NSTR, "message": _NSTR,
+            "contact_id": {"type": ["integer", "null"]}, "lead_id": {"type": ["integer", "null"]},
+        },
+        "required": ["id", "ts", "fields"],
+    },
+    "PoolHealth": {
+        "type": "object",
+        "properties": {
+            "pool": {"$ref": "#/components/schemas/Pool"}, "since": _NUM, "until": _NUM, "step": _INT, "size": _INT, "peak_concurrent": _INT,
+            "exhausted": _INT, "leases": _INT, "busiest_hour_arrivals": _INT, "mean_lease_seconds": _NUM, "recommended_size": _INT,
+            "utilisation": {"type": "array", "items": {"type": "object", "properties": {"start": _NUM, "peak_leases": _INT, "utilisation": _NUM}}},
+        },
+        "required": ["pool", "size", "utilisation"],
+    },
+    "PoolSimulation": {
+        "type": "object",
+        "properties": {
+            "pool": {"$ref": "#/components/schemas/Pool"}, "since": _NUM, "until": _NUM, "size": _INT, "hold_seconds": _INT, "cooldown_seconds": _INT,
+            "requests": _INT, "visitors": _INT, "exhausted_requests": _INT, "exhausted_share": _NUM, "peak_concurrent": _INT,
+        },
+        "required": ["pool", "size", "exhausted_share"],
+    },
+    "LeaseEvents": {
+        "type": "object",
+        "properties": {"lease_id": _INT, "events": {"type": "array", "items": {"type": "object", "properties": {"kind": _STR, "ts": _NUM}, "required": ["kind", "ts"]}}},
+        "required": ["lease_id", "events"],
+    },
+    "ScoringRules": {"type": "object", "properties": {"version": _INT, "rules": {"type": "object"}, "note": _STR}, "required": ["version"]},
+    "Attribution": {
+        "type": "object",
+        "properties": {
+            "stage": _STR, "level": _STR, "from": _NUM, "to": _NUM, "lookback_days": _INT, "conversions": _NUM, "attributed": _NUM,
+            "unattributed": _NUM, "value": _NUM, "touches": _INT, "persons": _INT,
+            "results": {"type": "array", "items": {"type": "object", "properties": {"model": _STR, "rows": {"type": "array", "items": {"type": "object"}}}, "required": ["model", "rows"]}},
+        },
+        "required": ["stage", "level", "results"],
+    },
+    "Costs": {
+        "type": "object",
+        "properties": {
+            "from": _STR, "to": _STR, "totals": {"type": "object", "properties": {"clicks": _INT, "impressions": _INT, "cost": _NUM}},
+            "costs": {"type": "array", "items": {"type": "object", "properties": {
+                "date": _STR, "source": _STR, "medium": _STR, "campaign": _STR, "keyword": _STR, "clicks": _INT, "impressions": _INT, "cost": _NUM}}},
+        },
+        "required": ["from", "to", "totals", "costs"],
+    },
+    "CostImport": {
+        "type": "object",
+        "properties": {"imported": _INT, "replaced": _INT, "from": _NSTR, "to": _NSTR, "sources": {"type": "array", "items": _STR}},
+        "required": ["imported"],
+    },
+    "PricingModel": {
+        "type": "object",
+        "properties": {"id": _INT, "source": _STR, "medium": _STR, "campaign": _STR, "model": {"enum": ["per_click", "per_lead", "per_action"]}, "price": _NUM, "stage": _NSTR},
+        "required": ["id", "source", "model", "price"],
+    },
+    "CampaignReport": {
+        "type": "object",
+        "properties": {
+            "account": {"type": "object"}, "from": _STR, "to": _STR, "level": _STR, "models": {"type": "array", "items": _STR},
+            "attribution_stage": _STR, "lookback_days": _INT, "margin": _NUM, "totals": {"type": "object"},
+            "funnel": {"type": "array", "items": {"type": "object", "properties": {"stage": _STR, "count": _INT}}},
+            "rows": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["from", "to", "level", "totals", "rows"],
+    },
+    "OperationsReport": {
+        "type": "object",
+        "properties": {
+            "from": _STR, "to": _STR, "target_seconds": _NUM, "limit_seconds": _NUM, "speed_to_lead": {"type": "object"}, "missed_calls": {"type": "object"},
+            "loss_reasons": {"type": "array"}, "spam_reasons": {"type": "array"}, "source_quality": {"type": "array"}, "pools": {"type": "array"},
+        },
+        "required": ["from", "to", "speed_to_lead", "missed_calls"],
+    },
+    "Plan": {
+        "type": "object",
+        "properties": {"from": _STR, "to": _STR, "currency": _NSTR, "history": {"type": "object"}, "rates": {"type": "object"}, "missing": {"type": "array"}},
+        "required": ["from", "to", "rates"],
+    },
     "NumberAnswer": {
         "type": "object",
         "properties": {
@@ -336,11 +474,11 @@ SCHEMAS: dict[str, Any] = {
         },
         "required": ["phoneNumber", "formattedPhoneNumber", "ttl", "lease"],
     },
-    "VisitRequest": {"type": "object", "properties": {p["name"]: p["schema"] for p in _VISIT_PARAMS}, "required": ["site"]},
+    "VisitRequest": {"type": "object", "properties": {p["name"]: p["schema"] for p in _VISIT_PARAMS} | {"site": _KEY}, "required": ["site"]},
     "FormRequest": {
         "type": "object",
         "properties": {
-            "site": _STR, "vid": _STR, "sid": _STR, "url": _STR, "id": {"type": "string", "description": "the sender's id for this submission"},
+            "site": _KEY, "vid": _STR, "sid": _STR, "url": _STR, "id": {"type": "string", "description": "the sender's id for this submission"},
             "form_type": {"type": "string", "description": "contact, callback, estimate, demo…; 'callback' makes a callback lead"},
             "fields": {"type": "object", "additionalProperties": {"type": "string"}, "description": "must hold an email or phone field"},
         },
@@ -407,7 +545,7 @@ SCHEMAS: dict[str, Any] = {
     "NewLeadWebhook": {
         "type": "object",
         "properties": {
-            "url": _STR, "description": _STR,
+            "url": {"type": "string", "minLength": 1, "description": "http(s) URL of the CRM endpoint"}, "description": _STR,
             "events": {"type": "array", "items": {"enum": ["lead.created", "lead.qualified", "lead.stage_changed"]}, "description": "default: all"},
         },
         "required": ["url"],
@@ -431,20 +569,29 @@ SCHEMAS: dict[str, Any] = {
     },
     "OwnerRule": {
         "type": "object",
+        "properties": {"id": _INT, "priority": _INT, "owner": _NSTR, "owner_id": _INT, "when": {"type": "object"}},
+    },
+    "NewOwnerRule": {
+        "type": "object",
         "properties": {
-            "id": _INT, "priority": _INT, "owner": _STR, "owner_id": _INT,
-            "when": {"type": "object", "description": "channel, source, medium, campaign, kind, form_type, region, country: a value or a list of values"},
+            "priority": {"type": "integer", "minimum": 0, "maximum": 1000000}, "owner": _VALUE, "owner_id": {"type": "integer", "minimum": 1},
+            "when": {
+                "type": "object", "minProperties": 1, "additionalProperties": False,
+                "properties": {k: {"anyOf": [_VALUE, {"type": "array", "items": _VALUE, "minItems": 1}]} for k in ("channel", "source", "medium", "campaign", "kind", "form_type", "region", "country")},
+                "description": "channel, source, medium, campaign, kind, form_type, region, country: a value or a list of values",
+            },
         },
         "required": ["when"],
+        "anyOf": [{"required": ["owner"]}, {"required": ["owner_id"]}],
     },
-    "PingRequest": {"type": "object", "properties": {"site": _STR, "vid": _STR, "sid": _STR}, "required": ["site", "vid"]},
+    "PingRequest": {"type": "object", "properties": {"site": _KEY, "vid": _STR, "sid": _STR}, "required": ["site", "vid"]},
     "Site": {
         "type": "object",
         "properties": {"id": _INT, "name": _STR, "site_key": _STR, "allowed_domains": {"type": "array", "items": _STR}, "own_number": _STR, "forward_to": _STR},
     },
     "NewSite": {
         "type": "object",
-        "properties": {"name": _STR, "allowed_domains": {"type": "array", "items": _STR}, "own_number": _STR, "forward_to": _STR},
+        "properties": {"name": _KEY, "allowed_domains": {"type": "array", "items": _STR, "minItems": 1}, "own_number": _STR, "forward_to": _STR},
         "required": ["name", "allowed_domains", "own_number"],
     },
     "Number": {
@@ -464,7 +611,8 @@ SCHEMAS: dict[str, Any] = {
     "PoolSettings": {
         "type": "object",
         "properties": {
-            "site_id": _INT, "name": _STR, "priority": _INT, "hold_seconds": _INT, "cooldown_seconds": _INT, "overflow_number": _NSTR,
+            "site_id": _INT, "name": _KEY, "priority": {"type": "integer", "minimum": -1000000, "maximum": 1000000},
+            "hold_seconds": {"type": "integer", "minimum": 60, "maximum": 604800}, "cooldown_seconds": {"type": "integer", "minimum": 0, "maximum": 604800}, "overflow_number": _NSTR,
             "rules": {"type": "object", "description": "{all: true} or conditions: channel, utm_source, utm_medium, utm_campaign, keyword, referrer_domain (string or list)"},
             "retired": {"const": True},
         },
