@@ -3,7 +3,7 @@
 delivery, stores none twice, and leaves no lease corrupt.
 
     .venv/bin/python scripts/bench/crash.py [--db sqlite|postgresql|both] [--kills 5] [--seed 1]
-        [--journeys 1500] [--senders 24] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/crash]
+        [--journeys 1500] [--senders 48] [--workers N] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/crash]
 
 What is driven: visitors' journeys, planned from ``--seed`` (journey *i* from ``Random(f"{seed}/{i}")``):
 
@@ -32,6 +32,10 @@ times. The senders go on with new journeys until every kill has happened and at 
 ``--journeys`` journeys have been sent. The plan and the kill delays come from the seed; which
 request a kill lands on depends on timing and is not reproducible.
 
+``--workers N`` (PostgreSQL): the server is ``calltrack serve --workers N`` and each kill takes
+one worker at random (SIGKILL); its parent starts another while the others keep answering.
+The deliveries in flight on the killed worker's connections are retried and land on another.
+
 What is checked, in the database, once the server started after the last kill has stopped on
 SIGTERM (exit status 0 expected):
 
@@ -46,6 +50,10 @@ SIGTERM (exit status 0 expected):
   it (``current_lease_id``) and is not free before the lease ends, every lease has its start
   (and, once closed, its end) in the lease log and an open lease's deadline matches the log's
   last entry, no lease or call points at a row that is not there, no call without an event.
+
+And every lead was scored: scoring runs a second after a call touches a lead, from a set in the
+process's memory; what a kill leaves pending is scored by the next process at its start, and a
+SIGTERM scores it before the exit (before, both were lost: this bench found it).
 
 Figures, per database: deliveries sent (distinct; attempts including retries), acknowledged,
 stored (exactly once), duplicated (more than once), lost (acknowledged, not stored: must be 0);
@@ -187,10 +195,36 @@ def seed_tenant(url: str, pool_size: int) -> Setup:
 # -- the server ---------------------------------------------------------------------------------
 
 
-class Server:
-    """``calltrack serve`` on a fixed port, started again after each kill."""
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
 
-    def __init__(self, url: str, work: Path, port: int) -> None:
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(_stat(int(entry))[1]) == pid:
+                    out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return sorted(out)
+
+
+def age_of(pid: int) -> float:
+    """Seconds since a process started (from /proc)."""
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - int(_stat(pid)[19]) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """``calltrack serve`` on a fixed port, started again after each kill; with ``workers`` > 1,
+    ``serve --workers N``, whose parent replaces a worker that dies."""
+
+    def __init__(self, url: str, work: Path, port: int, workers: int = 1) -> None:
+        self.workers = workers
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.log_path = work / "serve.log"
@@ -198,7 +232,9 @@ class Server:
             "CALLTRACK_DATABASE_URL": url,
             "CALLTRACK_HTTP_PUBLIC_BASE_URL": self.base,
             "CALLTRACK_LOGGING_FORMAT": "json",
-            "CALLTRACK_LOGGING_LEVEL": "ERROR",
+            # INFO: start-up lines (a worker says when it listens) and requests slower than 0.5 s;
+            # the runs make no warnings (no unmatched call, no exhausted pool).
+            "CALLTRACK_LOGGING_LEVEL": "INFO",
             "CALLTRACK_RATELIMIT_PER_IP_PER_MINUTE": "100000000",
             "CALLTRACK_RATELIMIT_NEW_LEASES_PER_IP_PER_MINUTE": "100000000",
             "CALLTRACK_RATELIMIT_PER_SITE_PER_MINUTE": "100000000",
@@ -212,14 +248,17 @@ class Server:
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts + 1} at {time.time():.3f}\n".encode())
             log.flush()
+            extra = ["--workers", str(self.workers)] if self.workers > 1 else []
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "calltrack", "serve", "--port", str(self.port)], cwd=REPO, env=self.env, stdout=log, stderr=log
+                [sys.executable, "-m", "calltrack", "serve", "--port", str(self.port), *extra], cwd=REPO, env=self.env, stdout=log, stderr=log
             )
         self.starts += 1
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"calltrack serve exited with status {self.proc.returncode}:\n{self.log_tail()}")
             if self.healthy():
+                if self.workers > 1:
+                    self.wait_workers(t0 + timeout)
                 return time.monotonic() - t0
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"calltrack serve did not answer /healthz within {timeout:.0f}s:\n{self.log_tail()}")
@@ -235,10 +274,44 @@ class Server:
         finally:
             conn.close()
 
+    def wait_workers(self, deadline: float) -> None:
+        """Until every worker listens: each logs "serving on … (pid N)" once it does (a worker
+        still starting accepts nothing, while /healthz answers as soon as the first one listens)."""
+        assert self.proc is not None
+        while True:
+            pids = children_of(self.proc.pid)
+            try:
+                log = self.log_path.read_text(errors="replace")
+            except OSError:
+                log = ""
+            if len(pids) == self.workers and all(f"(pid {pid})" in log for pid in pids):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {self.workers} workers did not all start:\n{self.log_tail()}")
+            time.sleep(0.05)
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
+
+    def kill_worker(self, rng: random.Random) -> tuple[int, float]:
+        """SIGKILL one worker (one that has lived 6 s or more: the parent gives up on workers
+        that keep dying at start); the parent starts another. Returns the pid and the seconds
+        until the replacement sits ready."""
+        assert self.proc is not None
+        while True:
+            old = [p for p in children_of(self.proc.pid) if age_of(p) >= 6.0]
+            if old:
+                break
+            time.sleep(0.1)
+        victim = rng.choice(old)
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        while victim in children_of(self.proc.pid):
+            time.sleep(0.02)
+        self.wait_workers(time.monotonic() + 90)
+        return victim, time.monotonic() - t0
 
     def stop(self) -> int | None:
         """SIGTERM (a clean stop); returns the exit status."""
@@ -521,13 +594,19 @@ class Harness:
                     in_flight = self.in_flight
                     sent = len(self.deliveries)
                 t_kill = time.monotonic()
-                self.server.kill()
-                time.sleep(pause)
-                up = self.server.start()
+                if self.server.workers > 1:  # one worker dies; the others keep answering
+                    victim, up = self.server.kill_worker(rng)
+                    what = f"worker {victim}"
+                else:
+                    self.server.kill()
+                    time.sleep(pause)
+                    up = self.server.start()
+                    what = "the server"
                 self.kills.append({"after": wait, "in_flight": in_flight, "down": time.monotonic() - t_kill, "start": up, "sent": sent})
                 if self.progress:
-                    say(f"  kill {k + 1}/{self.kills_wanted}: after {wait:.2f}s of work, {in_flight} requests in flight, "
-                        f"{sent} deliveries sent so far; back after {time.monotonic() - t_kill:.1f}s (start {up:.1f}s)")
+                    say(f"  kill {k + 1}/{self.kills_wanted} ({what}): after {wait:.2f}s of work, {in_flight} requests in flight, "
+                        f"{sent} deliveries sent so far; {'replaced' if self.server.workers > 1 else 'back'} after "
+                        f"{time.monotonic() - t_kill:.1f}s")
         except Exception as e:  # noqa: BLE001 - reported, and the run fails
             with self.lock:
                 self.errors.append(f"killer: {type(e).__name__}: {e}")
@@ -607,6 +686,7 @@ class Report:
     problems: list[str]
     checks: list[str]
     clean_exit: int | None
+    unscored_leads: int = 0
 
     @property
     def total(self) -> Tally:
@@ -644,6 +724,9 @@ def check(h: Harness, engine: sa.Engine, database: str, seconds: float, clean_ex
             sa.text("SELECT vid, count(*) AS n FROM touchpoints WHERE site_id = :s GROUP BY vid"), {"s": h.setup.site_id}
         ).all()
         exhausted = conn.execute(sa.text("SELECT count(*) FROM pool_exhaustions")).scalar_one()
+        leads_total, unscored = conn.execute(
+            sa.text("SELECT count(*), count(*) - count(scored_at) FROM leads WHERE account_id = :a"), {"a": account}
+        ).one()
         corruption = {name: int(conn.execute(sa.text(sql)).scalar_one()) for name, sql in CORRUPTION_CHECKS}
 
     calls_by_ref: dict[tuple[str, str], list[Any]] = {}
@@ -735,8 +818,9 @@ def check(h: Harness, engine: sa.Engine, database: str, seconds: float, clean_ex
         for k in vars(total):
             setattr(total, k, getattr(total, k) + getattr(part, k))
     checks = []
-    checks.append(("OK   " if len(h.kills) == h.kills_wanted else "FAIL ") + f"the server was killed {len(h.kills)} times with SIGKILL "
-                  f"(of {h.kills_wanted}) and came back each time")
+    killed = "a worker" if h.server.workers > 1 else "the server"
+    checks.append(("OK   " if len(h.kills) == h.kills_wanted else "FAIL ") + f"{killed} was killed {len(h.kills)} times with SIGKILL "
+                  f"(of {h.kills_wanted}) and {'replaced' if h.server.workers > 1 else 'started again'} each time")
     checks.append(("OK   " if total.lost == 0 and total.acknowledged == total.sent else "FAIL ")
                   + f"lost: {total.lost} of {total.acknowledged} acknowledged deliveries ({total.sent} sent, every one acknowledged in the end: "
                   f"{'yes' if total.acknowledged == total.sent else 'NO'})")
@@ -749,14 +833,20 @@ def check(h: Harness, engine: sa.Engine, database: str, seconds: float, clean_ex
     checks.append(("OK   " if not other else "FAIL ") + "every call ended as its events say and was matched to the visitor shown the number; "
                   "every visitor kept one lease, one touchpoint and one number" + ("" if not other else f": {len(other)} problems"))
     checks.append(("OK   " if clean_exit == 0 else "FAIL ") + f"the server started after the last kill stops cleanly on SIGTERM: exit status {clean_exit}")
-    return Report(database, seconds, len(h.journeys), h.kills, tallies, corruption, problems, checks, clean_exit)
+    # A lead is scored a second after a call touches it, from a set in the process's memory: a
+    # kill in that second leaves it to the next process, which scores recent unscored leads at
+    # its start; SIGTERM scores the set before exiting.
+    checks.append(("FAIL " if unscored else "OK   ") + f"leads never scored: {unscored} of {leads_total} (scores pending at a kill "
+                  "are made at the next start, at SIGTERM before the exit)")
+    return Report(database, seconds, len(h.journeys), h.kills, tallies, corruption, problems, checks, clean_exit, int(unscored))
 
 
 # -- one run ------------------------------------------------------------------------------------
 
 
 def run_crash(url: str, *, work: Path, seed: int = 1, kills: int = 5, journeys: int = 1500, senders: int = 24,
-              kill_after: tuple[float, float] = (1.0, 4.0), pool_size: int = 10_000, progress: bool = True) -> Report:
+              kill_after: tuple[float, float] = (1.0, 4.0), pool_size: int = 10_000, workers: int = 1,
+              progress: bool = True) -> Report:
     """Set up a fresh database at ``url``, drive and kill a server on it, check, report."""
     from calltrack.db.engine import create_engine
 
@@ -764,11 +854,13 @@ def run_crash(url: str, *, work: Path, seed: int = 1, kills: int = 5, journeys: 
 
     url = normalise_url(url)
     database = "postgresql" if url.startswith("postgresql") else "sqlite"
+    if workers > 1 and database == "sqlite":
+        raise RuntimeError("--workers needs PostgreSQL")
     fresh_database(url)
     if pool_size < journeys:
         raise RuntimeError(f"a pool of {pool_size} numbers cannot serve {journeys} journeys (--pool-size)")
     setup = seed_tenant(url, pool_size)
-    server = Server(url, work, free_port())
+    server = Server(url, work, free_port(), workers=workers)
     if progress:
         say(f"{database}: serving on port {server.port} ({url.split('@')[-1] if '@' in url else url}); "
             f"{senders} senders, {kills} kills, at least {journeys} journeys")
@@ -786,7 +878,7 @@ def run_crash(url: str, *, work: Path, seed: int = 1, kills: int = 5, journeys: 
             server.proc.wait()
     engine = create_engine(url)
     try:
-        report = check(harness, engine, database, seconds, clean_exit)
+        report = check(harness, engine, database + (f", serve --workers {workers}" if workers > 1 else ""), seconds, clean_exit)
     finally:
         engine.dispose()
     log = server.log_tail(2000)
@@ -799,10 +891,11 @@ def print_report(r: Report) -> None:
     print()
     print(f"{r.database}: {len(r.kills)} SIGKILLs in {r.seconds:.1f}s, {r.journeys} journeys")
     if r.kills:
-        starts = sorted(k["start"] for k in r.kills)
+        starts = sorted(k["start"] for k in r.kills)  # restart, or a worker's replacement, to ready
         afters = ", ".join(f"{k['after']:.1f}" for k in r.kills)
         print(f"  kills after {afters} s of work; requests in flight at each: "
-              f"{', '.join(str(int(k['in_flight'])) for k in r.kills)}; restart to healthy: median {starts[len(starts) // 2]:.1f}s, "
+              f"{', '.join(str(int(k['in_flight'])) for k in r.kills)}; "
+              f"{'a worker replaced and ready' if 'workers' in r.database else 'restart to healthy'}: median {starts[len(starts) // 2]:.1f}s, "
               f"max {starts[-1]:.1f}s")
     head = f"  {'':<18}{'sent':>7}{'attempts':>10}{'acked':>7}{'stored':>8}{'dup':>5}{'lost':>6}{'in doubt':>10}{'committed':>11}{'again':>7}"
     print(head)
@@ -828,8 +921,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kill-after", type=float, nargs=2, default=(1.0, 4.0), metavar=("MIN", "MAX"),
                    help="seconds of work before each kill, drawn uniformly (default 1 4)")
     p.add_argument("--journeys", type=int, default=1500, help="at least this many visitor journeys (default 1500)")
-    p.add_argument("--senders", type=int, default=24, help="concurrent sender threads (default 24)")
+    p.add_argument("--senders", type=int, default=48, help="concurrent sender threads (default 48)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1,
+                   help="PostgreSQL: serve --workers N, and each kill takes one worker (the parent replaces it) (default 1)")
     p.add_argument("--pool-size", type=int, default=10_000,
                    help="pool numbers (default 10000); no more journeys than this are started, one lease each")
     p.add_argument("--json-out", metavar="FILE", help="also write the figures as JSON")
@@ -845,7 +940,8 @@ def main(argv: list[str] | None = None) -> int:
             work = tmp / db
             work.mkdir()
             reports.append(run_crash(url, work=work, seed=a.seed, kills=a.kills, journeys=a.journeys, senders=a.senders,
-                                     kill_after=tuple(a.kill_after), pool_size=a.pool_size))
+                                     kill_after=tuple(a.kill_after), pool_size=a.pool_size,
+                                     workers=a.workers if db == "postgresql" else 1))
     except KeyboardInterrupt:
         say("interrupted")
         return 130
@@ -865,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.json_out).write_text(json.dumps([
             {"database": r.database, "seconds": r.seconds, "journeys": r.journeys, "kills": r.kills,
              "tallies": {k: vars(t) for k, t in r.tallies.items()}, "total": vars(r.total), "corruption": r.corruption,
-             "checks": r.checks, "problems": r.problems} for r in reports], indent=2))
+             "unscored_leads": r.unscored_leads, "checks": r.checks, "problems": r.problems} for r in reports], indent=2))
     ok = all(r.ok for r in reports)
     print("\n" + ("OK: " if ok else "FAIL: ") + "; ".join(
         f"{r.database}: {r.total.sent} sent, {r.total.acknowledged} acknowledged, {r.total.stored} stored, "
