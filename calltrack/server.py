@@ -33,9 +33,7 @@ def serve(config: CalltrackConfig, *, bind: str = "127.0.0.1", port: int = 8080,
     app = build_app(config, reactor=reactor)
     app.start()
     # Leads whose scoring a process that died had pending (SIGKILL, power loss) are scored now.
-    defer.ensureDeferred(app.scoring.catch_up()).addErrback(
-        lambda f: logger.error("scoring the leads left unscored failed: %s", f.getErrorMessage())
-    )
+    app.scoring.in_background(app.scoring.catch_up(), "scoring the leads left unscored")
     if inherited_fd is not None:
         probe = socket.socket(fileno=os.dup(inherited_fd))
         family = probe.family

@@ -84,6 +84,13 @@ class DBPool:
             max_threads = 1 if self.is_sqlite else engine.pool.size() + engine.pool._max_overflow  # type: ignore[attr-defined]
         if self.is_sqlite:
             max_threads = 1
+        # Transient failures, as SQLAlchemy wraps them, and as the driver raises them from its
+        # own cursor (work that bypasses SQLAlchemy, as apply_scores_txn's executemany does: a
+        # PostgreSQL deadlock there used to fail the scoring run instead of retrying it).
+        self._transient: tuple[type[BaseException], ...] = (exc.OperationalError,)
+        driver_error = getattr(engine.dialect.dbapi, "OperationalError", None)
+        if isinstance(driver_error, type) and issubclass(driver_error, BaseException):
+            self._transient += (driver_error,)
         self._threadpool = ThreadPool(minthreads=1, maxthreads=max_threads, name="DBPool")
         self._started = False
         self._queues: list[BatchQueue[Any, Any]] = []
@@ -122,10 +129,10 @@ class DBPool:
                 with self.engine.begin() as conn:
                     result = fn_txn(conn, *args, **kwargs)
                 break
-            except exc.OperationalError as e:
+            except self._transient as e:
                 if attempt == _RETRIES:
                     raise
-                logger.warning("db %s: transient error, retrying: %s", desc, e.orig)
+                logger.warning("db %s: transient error, retrying: %s", desc, getattr(e, "orig", e))
                 time.sleep(0.01 * (2**attempt))
         assert not hasattr(result, "fetchall"), "return values, not a Result"  # buildbot's rule
         logger.debug("db %s took %.1f ms", desc, (time.perf_counter() - started) * 1000)

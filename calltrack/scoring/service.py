@@ -55,6 +55,7 @@ class ScoringService:
         self._compute = compute
         self._dirty: dict[int, set[int]] = {}
         self._call: Any = None
+        self._running: set[Any] = set()  # scoring runs under way (Deferreds): a stop waits for them
 
     async def rules(self, account_id: int) -> tuple[int, dict[str, Any]]:
         """(version, document): 0 and the built-in defaults until the account sets its own."""
@@ -73,25 +74,30 @@ class ScoringService:
             self._call = self._clock.callLater(FLUSH_SECONDS, self._flush)
 
     def _flush(self) -> None:
-        from twisted.internet import defer
-
-        self._call = None
-        dirty, self._dirty = self._dirty, {}
-        for account_id, ids in dirty.items():
-            d = defer.ensureDeferred(self.score_leads(account_id, sorted(ids)))
-            d.addErrback(lambda f, a=account_id: logger.error("scoring leads of account %d failed: %s", a, f.getErrorMessage()))
-
-    async def drain(self) -> None:
-        """Score every lead marked dirty now, and return when done (a graceful stop)."""
-        if self._call is not None and self._call.active():
-            self._call.cancel()
         self._call = None
         dirty, self._dirty = self._dirty, {}
         for account_id, ids in sorted(dirty.items()):
-            try:
-                await self.score_leads(account_id, sorted(ids))
-            except Exception:
-                logger.exception("scoring leads of account %d failed while stopping", account_id)
+            self.in_background(self.score_leads(account_id, sorted(ids)), f"scoring leads of account {account_id}")
+
+    def in_background(self, work: Any, what: str) -> None:
+        """Run a scoring coroutine without waiting for it; :meth:`drain` waits for it."""
+        from twisted.internet import defer
+
+        d = defer.ensureDeferred(work)
+        d.addErrback(lambda f: logger.error("%s failed: %s", what, f.getErrorMessage()))
+        self._running.add(d)
+        d.addBoth(lambda _: self._running.discard(d))
+
+    async def drain(self) -> None:
+        """Score every lead marked dirty now, and return once that and every scoring run under
+        way are done (a graceful stop)."""
+        from twisted.internet import defer
+
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._flush()
+        while self._running:
+            await defer.DeferredList(list(self._running))
 
     async def catch_up(self, within: float = CATCH_UP_SECONDS) -> int:
         """Score the leads created in the last ``within`` seconds that were never scored:

@@ -106,6 +106,27 @@ def test_transient_errors_are_retried(pool: Any) -> None:
     assert len(attempts) == 3
 
 
+def test_transient_errors_the_driver_raises_itself_are_retried(pool: Any) -> None:
+    """Work on the driver's own cursor (scoring's executemany) gets the driver's exception, not
+    SQLAlchemy's: a PostgreSQL deadlock there must be retried like any other."""
+    import sqlite3
+
+    p, _ = pool
+    attempts = []
+
+    def flaky(conn: sa.Connection) -> int:
+        attempts.append(1)
+        conn.execute(items.insert().values(v=len(attempts)))
+        if len(attempts) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return 7
+
+    assert p.run_sync("flaky", flaky) == 7
+    assert len(attempts) == 3
+    with p.engine.connect() as conn:
+        assert conn.execute(sa.select(items.c.v)).scalars().all() == [3]  # the failed attempts rolled back
+
+
 def test_a_result_object_may_not_leave_the_transaction(pool: Any) -> None:
     p, _ = pool
     with pytest.raises(AssertionError):

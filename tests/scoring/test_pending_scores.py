@@ -40,3 +40,14 @@ def test_a_start_scores_recent_leads_a_dead_process_left_unscored(app, http, eng
     assert old.scored_at is None  # older than a day: left to `calltrack scoring backfill`
     assert resolve(restarted.scoring.catch_up()) == 0
     restarted.numbers.stop()
+
+
+def test_a_graceful_stop_waits_for_a_scoring_run_under_way(app):
+    from twisted.internet import defer
+
+    under_way: defer.Deferred[None] = defer.Deferred()
+    app.scoring.in_background(under_way, "a scoring run")
+    stopped = defer.ensureDeferred(app.scoring.drain())
+    assert not stopped.called  # its leads would be left unscored were the process to exit now
+    under_way.callback(None)
+    assert stopped.called and not app.scoring._running
