@@ -881,9 +881,20 @@ def run_crash(url: str, *, work: Path, seed: int = 1, kills: int = 5, journeys: 
         report = check(harness, engine, database + (f", serve --workers {workers}" if workers > 1 else ""), seconds, clean_exit)
     finally:
         engine.dispose()
-    log = server.log_tail(2000)
-    if "Traceback" in log or '"level": "critical"' in log:
-        report.checks.append(f"FAIL the server logged a traceback or a critical error (see {server.log_path})")
+    levels: Counter[str] = Counter()
+    errors: list[str] = []
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            levels["not json"] += "Traceback" in line
+            continue
+        levels[record.get("level", "?")] += 1
+        if record.get("level") in ("error", "critical"):
+            errors.append(str(record.get("msg", ""))[:200])
+    report.checks.append(("FAIL " if errors or levels["not json"] else "OK   ") + f"the server logged {len(errors)} errors, "
+                         f"{levels['warning']} warnings (database retries are warnings)"
+                         + (f": {errors[:3]}" if errors else "") + (" and a traceback" if levels["not json"] else ""))
     return report
 
 
