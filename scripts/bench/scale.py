@@ -567,6 +567,21 @@ class Bench:
             has_index = bool(conn.execute(sa.text(
                 "SELECT indisunique FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'uq_leases_open_number'"
             )).scalar())
+        errors: list[str] = []
+        warnings = 0
+        for log in sorted(self.tmp.glob("serve-*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    if "Traceback" in line:
+                        errors.append(f"{log.name}: a traceback")
+                    continue
+                if record.get("level") in ("error", "critical"):
+                    errors.append(f"{log.name}: {str(record.get('msg', ''))[:160]}")
+                warnings += record.get("level") == "warning"
+        self.checks.append(("FAIL " if errors else "OK   ") + f"the servers logged {len(errors)} errors and {warnings} warnings "
+                           "(database retries are warnings)" + (f": {errors[:3]}" if errors else ""))
         double = corruption["leases overlapping an earlier lease of their number"]
         two_open = corruption["numbers held by two open leases"]
         self.checks.append(("OK   " if leases >= a.leases else "FAIL ") + f"{leases} leases in the leases table (at least {a.leases} wanted), "
