@@ -37,6 +37,7 @@ PURE_MODULES = [
     "calltrack/scoring/rules.py",
     "calltrack/leads/outbox.py",
     "calltrack/signatures.py",
+    "calltrack/attribution/_scipy.py",
     "calltrack/attribution/levels.py",
     "calltrack/reports/campaigns.py",
     "calltrack/reports/series.py",

@@ -39,8 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.linalg import splu
+from calltrack.attribution._scipy import sparse  # imported on first use: scipy costs a second at start-up
+from calltrack.attribution._scipy import splu
 
 from calltrack.attribution.journeys import AttributionError, Journeys
 

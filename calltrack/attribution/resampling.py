@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.random import PCG64, Generator, SeedSequence
-from scipy import sparse
+from calltrack.attribution._scipy import sparse  # imported on first use: scipy costs a second at start-up
 
 from calltrack.attribution import markov
 from calltrack.attribution.engine import _RULES, channel_credit, check_options

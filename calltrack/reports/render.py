@@ -14,7 +14,6 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from calltrack.reports import charts
 from calltrack.reports.campaigns import COST_LEVELS, funnel
 from calltrack.reports.service import CampaignReport
 from calltrack.reports.spreadsheet import frame_to_csv
@@ -67,6 +66,8 @@ def to_csv(report: CampaignReport) -> bytes:
 
 
 def to_html(report: CampaignReport) -> bytes:
+    from calltrack.reports import charts  # matplotlib: imported by the first HTML report, not at start-up
+
     q = report.query
     template = _ENV.get_template("campaigns.html")
     html = template.render(

@@ -183,7 +183,7 @@ class _Serve:
         self.server = Calltrack(f"http://127.0.0.1:{port}", template.api_key, template.site_key, db_path, self.log_path)
 
     def ready(self) -> Calltrack:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded CI machine starts Python slowly
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"calltrack serve exited ({self.proc.returncode}):\n{self.log_path.read_text()}")
