@@ -762,7 +762,8 @@ def cmd_costs_price(config: CalltrackConfig, args: argparse.Namespace) -> None:
 def cmd_report(config: CalltrackConfig, args: argparse.Namespace) -> None:
     """The campaign report as an HTML page, CSV or JSON."""
     from calltrack.reports import render
-    from calltrack.reports.resources import account_today, read_report_query
+    from calltrack.reports.resources import read_report_query
+    from calltrack.reports.service import account_today
     from calltrack.web.errors import ApiError
 
     app = _open_app(config)
@@ -795,18 +796,15 @@ def cmd_report_link(config: CalltrackConfig, args: argparse.Namespace) -> None:
 
 
 def _report_days(account: Any, since: str | None, until: str | None, default_days: int) -> tuple[Any, Any]:
-    from datetime import date, timedelta
-
-    from calltrack.reports.resources import account_today
+    """--from/--to as whole days in the account's zone, checked as the API checks them."""
+    from calltrack.reports.service import MAX_DAYS, account_today
+    from calltrack.web import params
+    from calltrack.web.errors import ApiError
 
     try:
-        last = date.fromisoformat(until) if until else account_today(account, time.time())
-        first = date.fromisoformat(since) if since else last - timedelta(days=default_days - 1)
-    except ValueError:
-        raise CliError("--from and --to are days, YYYY-MM-DD") from None
-    if first > last:
-        raise CliError("--from must be on or before --to")
-    return first, last
+        return params.day_range({"from": since, "to": until}, today=account_today(account, time.time()), default_days=default_days, max_days=MAX_DAYS)
+    except ApiError as e:
+        raise CliError(e.message.replace("'from'", "--from").replace("'to'", "--to")) from None
 
 
 def cmd_report_ops(config: CalltrackConfig, args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from twisted.internet import defer, task
 
 from calltrack.app import App, build_app
+from calltrack.cli import main as cli_main
 from calltrack.config import load_config
 from calltrack.db.engine import create_engine
 from calltrack.db.migrate import upgrade
@@ -140,3 +142,19 @@ class Http:
 @pytest.fixture
 def http(app: App) -> Http:
     return Http(app)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """The `calltrack` command in-process, on a SQLite file of its own: ``cli(*args, ok=True)``
+    returns stdout (stderr when ``ok=False``) and checks the exit status."""
+    monkeypatch.setenv("CALLTRACK_DATABASE_URL", f"sqlite:///{tmp_path / 'ct.db'}")
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, ok: bool = True) -> str:
+        code = cli_main(list(args))
+        out, err = capsys.readouterr()
+        assert (code == 0) == ok, (code, out, err)
+        return out if ok else err
+
+    return run

@@ -7,22 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from calltrack.cli import main
 from calltrack.db.migrate import head_revision
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CALLTRACK_DATABASE_URL", f"sqlite:///{tmp_path / 'ct.db'}")
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str, ok: bool = True) -> str:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert (code == 0) == ok, (code, out, err)
-        return out if ok else err
-
-    return run
 
 
 def test_a_new_user_sets_up_an_account_site_pool_and_numbers(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from twisted.web.server import Request
 from calltrack.accounts.service import AccountError, AccountsService
 from calltrack.accounts.store import Site
 from calltrack.web import params
-from calltrack.web.auth import require_account
+from calltrack.web.auth import require_account, require_account_record
 from calltrack.web.errors import ApiError
 from calltrack.web.resource import Response, Router, json_body
 
@@ -46,9 +46,7 @@ class AccountResources:
         return Response(200, site_json(site))
 
     async def add_site(self, request: Request) -> Response:
-        account_id = await require_account(request, self._accounts)
-        account = await self._accounts.get_account(account_id)
-        assert account is not None
+        account = await require_account_record(request, self._accounts)
         body = json_body(request)
         domains = body.get("allowed_domains")
         if isinstance(domains, str):

@@ -22,7 +22,7 @@ from calltrack.numbers.service import NumbersService, SiteContext, clean_visit
 from calltrack.numbers.store import Conflict, NotFound
 from calltrack.phones import format_national
 from calltrack.web import params
-from calltrack.web.auth import require_account
+from calltrack.web.auth import require_account, require_account_record
 from calltrack.web.cors import PREFLIGHT_HEADERS, cors_headers, host_allowed, host_of
 from calltrack.web.errors import ApiError
 from calltrack.web.ratelimit import RateLimiter
@@ -171,11 +171,7 @@ class NumberResources:
     # -- numbers -----------------------------------------------------------------------------
 
     async def _account(self, request: Request) -> Any:
-        account_id = await require_account(request, self._accounts)
-        account = await self._accounts.get_account(account_id)
-        if account is None:  # pragma: no cover - a key outlived its account
-            raise ApiError(401, "invalid_api_key", "the API key's account no longer exists")
-        return account
+        return await require_account_record(request, self._accounts)
 
     async def list_numbers(self, request: Request) -> Response:
         account_id = await require_account(request, self._accounts)

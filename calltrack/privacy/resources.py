@@ -16,7 +16,7 @@ from calltrack.leads.resources import _actor
 from calltrack.privacy.rules import InvalidRetention
 from calltrack.privacy.service import InvalidPerson, PrivacyService
 from calltrack.web import params
-from calltrack.web.auth import require_account
+from calltrack.web.auth import require_account, require_account_record
 from calltrack.web.errors import ApiError
 from calltrack.web.resource import Response, Router, json_body, query_params
 
@@ -47,15 +47,13 @@ class PrivacyResources:
         return Response(200, retention.to_json())
 
     async def erase(self, request: Request) -> Response:
-        account_id = await require_account(request, self._accounts)
+        account = await require_account_record(request, self._accounts)
         body = json_body(request)
         unknown = sorted(set(body) - _PERSON)
         if unknown:
             raise ApiError(400, "invalid_parameter", f"unknown field {unknown[0]!r} (give 'phone' or 'email')")
         phone = params.string(body.get("phone"), "phone", required=False, max_length=64)
         email = params.string(body.get("email"), "email", required=False, max_length=254)
-        account = await self._accounts.get_account(account_id)
-        assert account is not None
         try:
             erasure = await self._privacy.erase(account, phone=phone, email=email, actor=_actor(request))
         except InvalidPerson as e:

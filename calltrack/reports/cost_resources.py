@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from twisted.web.server import Request
 
@@ -18,21 +16,13 @@ from calltrack.accounts.service import AccountsService
 from calltrack.clock import Clock
 from calltrack.reports.cost_service import CostsService
 from calltrack.reports.costs import CostProblem
+from calltrack.reports.service import account_today
 from calltrack.web import params
-from calltrack.web.auth import require_account
+from calltrack.web.auth import require_account, require_account_record
 from calltrack.web.errors import ApiError
 from calltrack.web.resource import Response, Router, body_bytes, json_body, query_params
 
 MAX_DAYS = 731
-
-
-def read_day(value: str | None, name: str, default: date) -> date:
-    if not value:
-        return default
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"'{name}' must be a date, YYYY-MM-DD") from None
 
 
 class CostResources:
@@ -49,15 +39,13 @@ class CostResources:
         router.add("DELETE", r"/v1/pricing-models/(?P<pricing_id>\d+)", self.delete_price, name="/v1/pricing-models/{id}")
 
     async def import_costs(self, request: Request) -> Response:
-        account_id = await require_account(request, self._accounts)
-        account = await self._accounts.get_account(account_id)
-        assert account is not None
+        account = await require_account_record(request, self._accounts)
         try:
             text = body_bytes(request).decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ApiError(400, "malformed_body", "the CSV is not UTF-8") from None
         try:
-            result = await self._costs.import_csv(account_id, text, currency=account.currency)
+            result = await self._costs.import_csv(account.id, text, currency=account.currency)
         except CostProblem as e:
             raise ApiError(
                 400, "invalid_costs", str(e), details={"problems": [{"line": line, "message": msg} for line, msg in e.problems[:100]]}
@@ -65,16 +53,10 @@ class CostResources:
         return Response(201, result)
 
     async def list(self, request: Request) -> Response:
-        account_id = await require_account(request, self._accounts)
-        account = await self._accounts.get_account(account_id)
-        assert account is not None
-        q = query_params(request)
-        today = datetime.fromtimestamp(self._clock.seconds(), ZoneInfo(account.timezone)).date()  # the account's day
-        last = read_day(q.get("to"), "to", today)
-        first = read_day(q.get("from"), "from", last - timedelta(days=30))
-        if first > last or (last - first).days > MAX_DAYS:
-            raise ApiError(400, "invalid_parameter", f"'from' must be on or before 'to', at most {MAX_DAYS} days apart")
-        rows = await self._costs.costs(account_id, first.isoformat(), last.isoformat())
+        account = await require_account_record(request, self._accounts)
+        today = account_today(account, self._clock.seconds())
+        first, last = params.day_range(query_params(request), today=today, default_days=31, max_days=MAX_DAYS)
+        rows = await self._costs.costs(account.id, first.isoformat(), last.isoformat())
         keys = ("date", "source", "medium", "campaign", "keyword", "clicks", "impressions", "cost")
         totals = {"clicks": sum(r[5] for r in rows), "impressions": sum(r[6] for r in rows), "cost": round(sum(r[7] for r in rows), 2)}
         return Response(200, {"from": first.isoformat(), "to": last.isoformat(), "totals": totals, "costs": [dict(zip(keys, r, strict=True)) for r in rows]})

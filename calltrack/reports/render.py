@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, timedelta
-from importlib import resources
 from typing import Any
 
 import jinja2

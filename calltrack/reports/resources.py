@@ -13,9 +13,8 @@ credit; default mql), ``lookback_days``, ``margin`` (gross margin share for ROI,
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from twisted.web.server import Request
 
@@ -25,33 +24,19 @@ from calltrack.accounts.store import Account
 from calltrack.attribution.levels import LEVELS
 from calltrack.attribution.store import STAGES
 from calltrack.clock import Clock
-from calltrack.reports import link_store, render
-from calltrack.reports.service import MAX_DAYS, ReportQuery, ReportsService
+from calltrack.reports import render
+from calltrack.reports.service import MAX_DAYS, ReportQuery, ReportsService, account_today
 from calltrack.web import params
-from calltrack.web.auth import require_account
+from calltrack.web.auth import require_account_record
 from calltrack.web.errors import ApiError
 from calltrack.web.resource import Response, Router, query_params
 
 FORMATS = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 
-def _day(value: str | None, name: str, default: date) -> date:
-    if not value:
-        return default
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"'{name}' must be a day, YYYY-MM-DD") from None
-
-
 def read_report_query(q: dict[str, Any], *, today: date) -> ReportQuery:
     """The parameters as a ReportQuery, or ApiError(400) naming the first fault."""
-    last = _day(q.get("to"), "to", today)
-    first = _day(q.get("from"), "from", last - timedelta(days=29))
-    if first > last:
-        raise ApiError(400, "invalid_parameter", "'from' must be on or before 'to'")
-    if (last - first).days + 1 > MAX_DAYS:
-        raise ApiError(400, "invalid_parameter", f"a report covers at most {MAX_DAYS} days")
+    first, last = params.day_range(q, today=today, default_days=30, max_days=MAX_DAYS)
     level = q.get("level") or "campaign"
     if level not in LEVELS:
         raise ApiError(400, "invalid_parameter", f"'level' must be one of {', '.join(LEVELS)}")
@@ -77,10 +62,6 @@ def read_report_query(q: dict[str, Any], *, today: date) -> ReportQuery:
     )
 
 
-def account_today(account: Account, now: float) -> date:
-    return datetime.fromtimestamp(now, ZoneInfo(account.timezone)).date()
-
-
 class ReportResources:
     def __init__(self, reports: ReportsService, accounts: AccountsService, clock: Clock) -> None:
         self._reports = reports
@@ -94,14 +75,9 @@ class ReportResources:
         router.add("GET", r"/v1/reports/plan", self.plan, name="/v1/reports/plan")
 
     async def _account_and_days(self, request: Request, default_days: int) -> tuple[Account, date, date]:
-        account_id = await require_account(request, self._accounts)
-        account = await self._accounts.get_account(account_id)
-        assert account is not None
-        q = query_params(request)
-        last = _day(q.get("to"), "to", account_today(account, self._clock.seconds()))
-        first = _day(q.get("from"), "from", last - timedelta(days=default_days - 1))
-        if first > last or (last - first).days + 1 > MAX_DAYS:
-            raise ApiError(400, "invalid_parameter", f"'from' must be on or before 'to', at most {MAX_DAYS} days apart")
+        account = await require_account_record(request, self._accounts)
+        today = account_today(account, self._clock.seconds())
+        first, last = params.day_range(query_params(request), today=today, default_days=default_days, max_days=MAX_DAYS)
         return account, first, last
 
     async def operations(self, request: Request) -> Response:
@@ -146,9 +122,7 @@ class ReportResources:
         return Response(200, body, content_type=FORMATS[fmt], headers=headers)
 
     async def campaigns(self, request: Request, ext: str | None = None) -> Response:
-        account_id = await require_account(request, self._accounts)
-        account = await self._accounts.get_account(account_id)
-        assert account is not None
+        account = await require_account_record(request, self._accounts)
         q = query_params(request)
         fmt = (ext or "").lstrip(".") or q.get("format") or "json"
         if fmt not in FORMATS:

@@ -77,6 +77,11 @@ class CampaignReport:
         }
 
 
+def account_today(account: Account, now: float) -> date:
+    """The account's calendar day at ``now``: report periods are whole days in its time zone."""
+    return datetime.fromtimestamp(now, ZoneInfo(account.timezone)).date()
+
+
 def day_bounds(first: date, last: date, timezone: str) -> tuple[float, float]:
     """[local midnight of first, local midnight after last) as unix seconds."""
     tz = ZoneInfo(timezone)

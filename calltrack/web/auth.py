@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.web.server import Request
 
 from calltrack.accounts.service import AccountsService
+from calltrack.accounts.store import Account
 from calltrack.web.errors import ApiError
 
 
@@ -23,3 +24,11 @@ async def require_account(request: Request, accounts: AccountsService) -> int:
     if account_id is None:
         raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", headers={"WWW-Authenticate": "Bearer"})
     return account_id
+
+
+async def require_account_record(request: Request, accounts: AccountsService) -> Account:
+    """The account itself (time zone, currency, region) for handlers that need more than its id."""
+    account = await accounts.get_account(await require_account(request, accounts))
+    if account is None:  # pragma: no cover - a key outlived its account
+        raise ApiError(401, "invalid_api_key", "the API key's account no longer exists")
+    return account

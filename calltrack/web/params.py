@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from calltrack.web.errors import ApiError
@@ -85,3 +85,25 @@ def string(value: Any, name: str, *, required: bool = True, max_length: int = 20
         # PostgreSQL refuses NUL in text, and no parameter of ours has a use for control characters.
         raise ApiError(400, "invalid_parameter", f"'{name}' contains control characters")
     return value
+
+
+def day(value: Any, name: str, *, default: date) -> date:
+    """A calendar day, YYYY-MM-DD (in the account's time zone, by the caller's convention)."""
+    if value is None or value == "":
+        return default
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be a day, YYYY-MM-DD") from None
+
+
+def day_range(q: dict[str, Any], *, today: date, default_days: int, max_days: int) -> tuple[date, date]:
+    """Whole days ``from``..``to`` (both included): ``to`` defaults to ``today``, ``from`` to
+    ``default_days`` days ending there; at most ``max_days`` days."""
+    last = day(q.get("to"), "to", default=today)
+    first = day(q.get("from"), "from", default=last - timedelta(days=default_days - 1))
+    if first > last:
+        raise ApiError(400, "invalid_parameter", "'from' must be on or before 'to'")
+    if (last - first).days + 1 > max_days:
+        raise ApiError(400, "invalid_parameter", f"a period of at most {max_days} days")
+    return first, last

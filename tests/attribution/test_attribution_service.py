@@ -11,41 +11,10 @@ import json
 import pytest
 
 from tests.conftest import START, make_tenant
-from tests.numbers.helpers import rows, visit
-from tests.telephony.helpers import STATIC_NUMBER, setup_phones, twilio_post, voice_params
-from tests.test_cli import cli  # noqa: F401 - the fixture
+from tests.leads.helpers import DAY, journeys
+from tests.numbers.helpers import rows
 
-ORIGIN = {"Origin": "https://acme.example"}
-DAY = 86400.0
 WINDOW = f"from={START:.0f}&to={START + 30 * DAY:.0f}"
-
-
-def form(http, tenant, vid, email):
-    status, body, _ = http.request(
-        "POST", "/v1/forms", json_body={"site": tenant.site.site_key, "vid": vid, "sid": f"s-{vid}", "fields": {"email": email}}, headers=ORIGIN
-    )
-    assert status == 201, body
-    return body["lead_id"]
-
-
-def journeys(app, http, tenant, clock):
-    """Ann: Google ad, then Facebook a day later, then a form (lead), MQL on day 3.
-    Bob: Facebook, then a form the same day. Cy: rings the billboard number.
-    Dee: a Google ad visit and nothing else (a non-converting journey)."""
-    setup_phones(app, tenant)
-    visit(app, tenant, "ann", utm_source="google", utm_medium="cpc", utm_campaign="=HYPERLINK(\"http://x\")")
-    clock.advance(DAY)
-    visit(app, tenant, "ann", sid="s2-ann", utm_source="facebook", utm_medium="paid_social", utm_campaign="spring")
-    visit(app, tenant, "bob", utm_source="facebook", utm_medium="paid_social", utm_campaign="spring")
-    visit(app, tenant, "dee", utm_source="google", utm_medium="cpc", utm_campaign="brand")
-    clock.advance(3600)
-    ann = form(http, tenant, "ann", "ann@example.com")
-    bob = form(http, tenant, "bob", "bob@example.com")
-    clock.advance(600)
-    twilio_post(http, "/v1/webhooks/twilio/voice", voice_params("CA" + "7" * 32, caller="+14155550123", to=STATIC_NUMBER))
-    clock.advance(2 * DAY)
-    assert http.request("PATCH", f"/v1/leads/{ann}", json_body={"stage": "mql"}, key=tenant.key)[0] == 200
-    return ann, bob
 
 
 def table(body, model):

@@ -10,70 +10,15 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from treq.testing import StubTreq
 from twisted.internet import defer, error
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 
 from calltrack.leads import outbox
 from calltrack.leads.outbox import InvalidWebhook, backoff, check_target, read_events, retry_after, stage_events
 from calltrack.telephony import pbx
 from tests.conftest import START, make_tenant, resolve
+from tests.leads.helpers import CRM, ORIGIN, Crm, add_webhook, pump, use_crm
 from tests.numbers.helpers import rows
-from tests.test_cli import cli  # noqa: F401 - the fixture
-
-ORIGIN = {"Origin": "https://acme.example"}
-CRM = "https://crm.example/hooks/calltrack"
-
-
-class Crm(Resource):
-    """A CRM endpoint whose answers are scripted: an HTTP status, (status, headers), or
-    "hang" (never answers). Once the script is spent it answers 200."""
-
-    isLeaf = True
-
-    def __init__(self, *script: Any) -> None:
-        super().__init__()
-        self.script = list(script)
-        self.got: list[tuple[dict[str, str], bytes]] = []
-
-    def render_POST(self, request: Any) -> Any:
-        headers = {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()}
-        self.got.append((headers, request.content.read()))
-        action = self.script.pop(0) if self.script else 200
-        if action == "hang":
-            return NOT_DONE_YET
-        code, extra = action if isinstance(action, tuple) else (action, {})
-        request.setResponseCode(code)
-        for name, value in extra.items():
-            request.setHeader(name, value)
-        return b'{"ok": true}' if code < 300 else b"upstream exploded \x00\x01 <b>"
-
-    def events(self) -> list[tuple[str, int]]:
-        return [(h["x-ct-event"], json.loads(b)["data"]["lead"]["id"]) for h, b in self.got]
-
-
-def use_crm(app: Any, crm: Resource) -> StubTreq:
-    stub = StubTreq(crm)
-    app.outbox.http = stub
-    return stub
-
-
-def pump(app: Any, stub: StubTreq) -> int:
-    """One dispatcher pass: claim what is due, send it, let the CRM answer."""
-    started = resolve(app.outbox.tick())
-    stub.flush()
-    return started
-
-
-def add_webhook(http: Any, tenant: Any, events: Any = None, url: str = CRM) -> dict[str, Any]:
-    body: dict[str, Any] = {"url": url}
-    if events is not None:
-        body["events"] = events
-    status, answer, _ = http.request("POST", "/v1/lead-webhooks", json_body=body, key=tenant.key)
-    assert status == 201, answer
-    return answer
-
 
 def form(http: Any, tenant: Any, email: str) -> int:
     status, body, _ = http.request("POST", "/v1/forms", json_body={"site": tenant.site.site_key, "fields": {"email": email}}, headers=ORIGIN)

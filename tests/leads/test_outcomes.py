@@ -14,7 +14,6 @@ from calltrack.scoring.stages import STAGES, TRANSITIONS, InvalidOutcome, Invali
 from tests.conftest import make_tenant
 from tests.numbers.helpers import rows
 from tests.telephony.helpers import STATIC_NUMBER, child_status, setup_phones, twilio_post, voice_params
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 ORIGIN = {"Origin": "https://acme.example"}
 

@@ -11,7 +11,6 @@ from calltrack.leads.assignment import InvalidRule, OwnerRule, matches, parse_co
 from tests.conftest import make_tenant
 from tests.numbers.helpers import rows, visit
 from tests.telephony.helpers import STATIC_NUMBER, setup_phones, twilio_post, voice_params
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 ORIGIN = {"Origin": "https://acme.example"}
 

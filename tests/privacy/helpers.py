@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from calltrack.db.schema import metadata
 from tests.conftest import Tenant, make_tenant, resolve
-from tests.leads.test_lead_webhooks import Crm, add_webhook, pump, use_crm
+from tests.leads.helpers import Crm, add_webhook, pump, use_crm
 from tests.numbers.helpers import visit
 from tests.telephony.helpers import STATIC_NUMBER, TWILIO_SID, pbx_post, setup_phones, twilio_post, voice_params
 

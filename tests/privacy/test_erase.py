@@ -23,7 +23,6 @@ from tests.privacy.helpers import (
     ANN_EMAIL, ANN_NAME, ANN_PHONE, ANN_TRACES, BOB_EMAIL, BOB_PHONE, BOB_VID, ORIGIN, build, dump, form, snapshot,
 )
 from tests.telephony.helpers import STATIC_NUMBER, pbx_post
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 
 def erase(http, tenant, **who):  # type: ignore[no-untyped-def]

@@ -15,7 +15,6 @@ from tests.conftest import make_tenant, resolve
 from tests.numbers.helpers import rows, visit
 from tests.privacy.helpers import DAY, ORIGIN
 from tests.telephony.helpers import STATIC_NUMBER, pbx_post, setup_phones, twilio_post, voice_params
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 X, Y, Z = "+14155550111", "+14155550122", "+14155550144"
 PERIODS = ("from=2025-12-31&to=2026-02-20", "from=2026-02-05&to=2026-02-20")

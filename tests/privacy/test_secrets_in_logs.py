@@ -22,7 +22,7 @@ from calltrack.db.schema import lead_webhooks
 from calltrack.telephony import pbx
 from calltrack.web.resource import Response, loggable_path
 from tests.conftest import make_tenant, resolve
-from tests.leads.test_lead_webhooks import Crm, pump, use_crm
+from tests.leads.helpers import Crm, pump, use_crm
 from tests.numbers.helpers import visit
 from tests.numbers.test_concurrency_pg import free_port
 from tests.telephony.helpers import STATIC_NUMBER, TWILIO_SID, pbx_post, setup_phones, twilio_post, voice_params

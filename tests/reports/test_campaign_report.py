@@ -7,10 +7,9 @@ import csv
 import io
 import re
 
-from tests.attribution.test_attribution_service import DAY, form, journeys
+from tests.leads.helpers import DAY, journeys, visitor_form as form
 from tests.conftest import START, make_tenant
 from tests.numbers.helpers import rows
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 PERIOD = "from=2025-12-31&to=2026-01-30"  # the account is in New York: START is 31 December there
 COSTS = """date,source,medium,campaign,clicks,impressions,cost,currency

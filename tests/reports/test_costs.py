@@ -10,7 +10,6 @@ import pytest
 
 from calltrack.reports.costs import CostProblem, read_costs, read_pricing
 from tests.conftest import make_tenant
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 GOOGLE = """date,source,medium,campaign,keyword,clicks,impressions,cost,currency
 2026-01-01,Google,CPC,Spring,plumber,120,3000,240.50,USD

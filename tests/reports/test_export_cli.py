@@ -20,7 +20,6 @@ from calltrack.reports import exports
 from tests.conftest import Http, make_config, make_tenant
 from tests.numbers.helpers import make_pool, visit
 from tests.reports.test_ga4 import MID, SECRET, Google
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 ORIGIN = {"Origin": "https://acme.example"}
 JANE = "d6117306485ed0e50afab3ac871e98f81699151f30281527d63ff5f233656c69"

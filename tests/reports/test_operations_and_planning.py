@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from calltrack.reports.planning import history_rates, plan
-from tests.attribution.test_attribution_service import DAY, form, journeys
+from tests.leads.helpers import DAY, journeys
 from tests.conftest import make_tenant
 from tests.telephony.helpers import STATIC_NUMBER, twilio_post, voice_params
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 PERIOD = "from=2025-12-31&to=2026-01-30"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from tests.conftest import make_tenant
 from tests.numbers.helpers import rows, visit
 from tests.telephony.helpers import STATIC_NUMBER, child_status, setup_phones, twilio_post, voice_params
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 RULES = {
     "rules": [

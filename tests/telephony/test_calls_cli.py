@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.test_cli import cli  # noqa: F401 - the fixture
 
 MASTER_CSV = (
     # Asterisk's headerless Master.csv: accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
