@@ -20,7 +20,6 @@ from calltrack.accounts.service import AccountsService
 from calltrack.attribution.service import LEVELS, AttributionService, Query
 from calltrack.attribution.store import STAGES
 from calltrack.clock import Clock
-from calltrack.reports.spreadsheet import frame_to_csv
 from calltrack.web import params
 from calltrack.web.auth import require_account
 from calltrack.web.errors import ApiError
@@ -102,12 +101,12 @@ class AttributionResources:
             raise ApiError(400, "invalid_parameter", "'format' must be json or csv")
         query = read_query(q, self._clock.seconds())
         try:
-            result = await self._service.attribute(account_id, query)
+            body = await self._service.attribute_rendered(account_id, query, fmt)
         except ValueError as e:  # the models refuse what they cannot do (e.g. options)
             raise ApiError(400, "invalid_parameter", str(e)) from None
         if fmt == "csv":
             return Response(
-                200, frame_to_csv(result.long_frame()), content_type="text/csv; charset=utf-8",
+                200, body, content_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="attribution-{query.stage}-{query.level}.csv"'},
             )
-        return Response(200, result.to_json())
+        return Response(200, body)

@@ -8,6 +8,7 @@ the reports. Turning the stored rows into the models' frames is pure and lives h
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from calltrack.attribution import store
 from calltrack.attribution.levels import LEVELS, add_levels
 from calltrack.compute import ComputePool
 from calltrack.db.pool import DBPool
+from calltrack.reports.spreadsheet import frame_to_csv
 
 DAY = 86400.0
 DATA_DRIVEN = ("markov", "shapley")
@@ -83,7 +85,7 @@ def _num(v: Any) -> Any:
 # -- the stored rows as the models' frames (pure) -------------------------------------------------
 
 
-def touches_frame(web_rows: Sequence[tuple[Any, ...]], call_rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
+def touches_frame(web_rows: Sequence[tuple[Any, ...]], call_rows: Sequence[tuple[Any, ...]], levels: Sequence[str] = LEVELS) -> pd.DataFrame:
     """touch_id, person_id, ts and every level column (levels.add_levels). A touch of an
     anonymous visitor gets a negative person id of its own visitor (sorted, so the same data
     gives the same ids); call touches have negative touch ids (touchpoint ids are positive)."""
@@ -105,7 +107,8 @@ def touches_frame(web_rows: Sequence[tuple[Any, ...]], call_rows: Sequence[tuple
     columns = ["touch_id", "person_id", "ts", "channel", "source", "medium", "campaign", "keyword", "url", "referrer", "tracking_number"]
     both = pd.concat([web[columns], call[columns]], ignore_index=True) if len(call) else web[columns]
     both["ts"] = both["ts"].astype("float64")
-    return add_levels(both)[["touch_id", "person_id", "ts", *LEVELS]]
+    # Only the asked levels are named: a year of touches is millions of rows.
+    return add_levels(both, levels=set(levels))[["touch_id", "person_id", "ts", *levels]]
 
 
 def conversions_frame(lead_rows: Sequence[tuple[Any, ...]], stage_rows: Sequence[tuple[Any, ...]], stage: str, since: float, until: float) -> pd.DataFrame:
@@ -138,7 +141,7 @@ def conversions_frame(lead_rows: Sequence[tuple[Any, ...]], stage_rows: Sequence
 
 def compute(web_rows: Any, call_rows: Any, lead_rows: Any, stage_rows: Any, q: Query) -> Result:
     """Pure: the stored rows → every asked model's frame (the journeys prepared once)."""
-    touches = touches_frame(web_rows, call_rows)
+    touches = touches_frame(web_rows, call_rows, (q.level,))
     conversions = conversions_frame(lead_rows, stage_rows, q.stage, q.since, q.until)
     options = {m: {k: v for k, v in q.options.items() if k in attribution.DEFAULT_OPTIONS[m]} for m in q.models}
     frames = attribution.attribute_many(
@@ -160,6 +163,13 @@ def compute(web_rows: Any, call_rows: Any, lead_rows: Any, stage_rows: Any, q: Q
     )
 
 
+def render(result: Result, fmt: str) -> bytes:
+    """Pure: the result as CSV (one row per model and level value) or JSON bytes."""
+    if fmt == "csv":
+        return frame_to_csv(result.long_frame())
+    return json.dumps(result.to_json(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 class AttributionService:
     def __init__(self, db: DBPool, compute_pool: ComputePool) -> None:
         self._db = db
@@ -172,6 +182,10 @@ class AttributionService:
         lead_rows = await self._db.run("attribution_leads", store.leads_txn, account_id, q.until)
         stage_rows = await self._db.run("attribution_stages", store.stage_times_txn, account_id, q.until)
         return await self._compute.run(compute, web, calls, lead_rows, stage_rows, q)
+
+    async def attribute_rendered(self, account_id: int, q: Query, fmt: str) -> bytes:
+        """``attribute`` rendered as ``json`` or ``csv`` bytes, off the reactor thread."""
+        return await self._compute.run(render, await self.attribute(account_id, q), fmt)
 
     def attribute_sync(self, account_id: int, q: Query, *, on_rows: Callable[[int], None] | None = None) -> Result:
         """For the CLI: ``on_rows`` hears the touches read, a chunk at a time."""

@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
 
 from calltrack.reports.campaigns import COST_LEVELS, funnel
-from calltrack.reports.service import CampaignReport
 from calltrack.reports.spreadsheet import frame_to_csv
+
+if TYPE_CHECKING:  # the service renders through this module
+    from calltrack.reports.service import CampaignReport
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("calltrack.reports", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
@@ -52,7 +54,13 @@ def _days(first: date, last: date) -> list[str]:
 
 
 def to_json_bytes(report: CampaignReport) -> bytes:
-    return json.dumps(report.to_json(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return json.dumps(report.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def render(report: CampaignReport, fmt: str) -> bytes:
+    """The report as ``json``, ``csv`` or ``html`` bytes (run on the compute pool: the charts
+    alone take matplotlib a good part of a second)."""
+    return to_json_bytes(report) if fmt == "json" else to_csv(report) if fmt == "csv" else to_html(report)
 
 
 def to_csv(report: CampaignReport) -> bytes:

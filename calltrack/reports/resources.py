@@ -24,7 +24,6 @@ from calltrack.accounts.store import Account
 from calltrack.attribution.levels import LEVELS
 from calltrack.attribution.store import STAGES
 from calltrack.clock import Clock
-from calltrack.reports import render
 from calltrack.reports.service import MAX_DAYS, ReportQuery, ReportsService, account_today
 from calltrack.web import params
 from calltrack.web.auth import require_account_record
@@ -109,14 +108,11 @@ class ReportResources:
 
     async def _render(self, account: Account, q: dict[str, Any], fmt: str) -> Response:
         query = read_report_query(q, today=account_today(account, self._clock.seconds()))
-        report = await self._reports.campaigns(account, query)
-        if fmt == "json":
-            return Response(200, report.to_json())
-        body = render.to_csv(report) if fmt == "csv" else render.to_html(report)
+        body = await self._reports.campaigns_rendered(account, query, fmt)
         headers = {"Cache-Control": "private, no-store"}
         if fmt == "csv":
             headers["Content-Disposition"] = f'attachment; filename="campaigns-{query.first}-{query.last}.csv"'
-        else:
+        elif fmt == "html":
             # The page needs nothing from anywhere: say so, and no injected markup can fetch or run.
             headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
         return Response(200, body, content_type=FORMATS[fmt], headers=headers)

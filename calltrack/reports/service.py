@@ -233,6 +233,13 @@ class ReportsService:
         credits = {r.model: r.frame["conversions"] for r in attributed.results} if attributed else {}
         return await self._compute.run(build, account, q, since, until, data, credits, attributed.attributed if attributed else 0)
 
+    async def campaigns_rendered(self, account: Account, q: ReportQuery, fmt: str) -> bytes:
+        """The report as bytes (json, csv or html), built and rendered off the reactor thread."""
+        from calltrack.reports.render import render
+
+        report = await self.campaigns(account, q)
+        return await self._compute.run(render, report, fmt)
+
     def campaigns_sync(self, account: Account, q: ReportQuery, *, now: float) -> CampaignReport:
         since, until = day_bounds(q.first, q.last, account.timezone)
         data: dict[str, Any] = {"now": now}
