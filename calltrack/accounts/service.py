@@ -9,6 +9,7 @@ from calltrack.accounts.store import Account, Site
 from calltrack.clock import Clock
 from calltrack.db.pool import DBPool
 from calltrack.phones import InvalidPhoneNumber, to_e164
+from calltrack.text import has_control
 
 _KEY_CACHE_SECONDS = 30.0
 
@@ -89,7 +90,7 @@ class AccountsService:
     ) -> Site:
         if not name.strip():
             raise AccountError("name is required")
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        if has_control(name):
             raise AccountError("name contains control characters")  # PostgreSQL refuses NUL in text
         if not allowed_domains:
             raise AccountError("at least one allowed domain is required")

@@ -10,6 +10,7 @@ from typing import Any
 from calltrack.numbers.rules import RuleError, parse_rules
 from calltrack.numbers.store import NewNumber, Pool
 from calltrack.phones import InvalidPhoneNumber, to_e164
+from calltrack.text import has_control
 
 # Column limits: anything longer is cut, never rejected (tags are often garbage).
 TAG_MAX = 200
@@ -126,7 +127,7 @@ def pool_settings(body: dict[str, Any], *, region: str, creating: bool) -> dict[
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise InvalidInput("'name' must be a string of 1-100 characters")
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        if has_control(name):
             raise InvalidInput("'name' contains control characters")  # PostgreSQL refuses NUL in text
         out["name"] = name.strip()
     if creating:

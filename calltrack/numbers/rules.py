@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from calltrack.numbers.channels import CHANNELS
+from calltrack.text import has_control
 
 RULE_KEYS = ("channel", "utm_source", "utm_medium", "utm_campaign", "keyword", "referrer_domain")
 
@@ -68,7 +69,7 @@ def parse_rules(raw: Mapping[str, Any] | None) -> PoolRules:
         values = [value] if isinstance(value, str) else value
         if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
             raise RuleError(f"rule {key!r} needs a non-empty string or list of strings")
-        if any(ord(c) < 32 or ord(c) == 127 for v in values for c in v):
+        if any(has_control(v) for v in values):
             raise RuleError(f"rule {key!r} contains control characters")  # stored as JSON, which PostgreSQL refuses with NUL
         normalised = frozenset(v.strip().lower() for v in values)
         if key == "referrer_domain":

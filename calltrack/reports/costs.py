@@ -22,6 +22,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from calltrack.text import has_control
+
 MAX_ROWS = 200_000
 MAX_TEXT = 200
 PRICING_MODELS = ("per_click", "per_lead", "per_action")
@@ -112,7 +114,7 @@ def _text(value: str | None, name: str, *, default: str = "") -> str:
     text = (value or "").strip()
     if len(text) > MAX_TEXT:
         raise ValueError(f"{name} is longer than {MAX_TEXT} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if has_control(text):
         # PostgreSQL refuses NUL in text (a 500 there, found by tests/security/test_schemathesis.py).
         raise ValueError(f"{name} contains control characters")
     return text.lower() if name in ("source", "medium") else (text or default)

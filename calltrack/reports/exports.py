@@ -65,6 +65,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calltrack.leads.contacts import WITHHELD_DIGITS
 from calltrack.reports.spreadsheet import rows_to_csv
+from calltrack.text import has_control
 
 STAGES = ("lead", "mql", "sql", "customer")
 # Lead stages (leads.stage / lead_events.new) that mean a conversion stage was reached.
@@ -247,7 +248,7 @@ def read_conversion_name(value: str | None, platform: str) -> str:
         raise ExportError(f"--conversion-name is required: the name of the conversion {'goal' if platform == 'Microsoft Advertising' else 'action'} in {platform}, exactly as it is there")
     if len(name) > 200:
         raise ExportError("--conversion-name is longer than 200 characters")
-    if any(ord(c) < 32 for c in name):
+    if has_control(name):
         raise ExportError("--conversion-name must not contain control characters")
     if name.startswith(_FORMULA_START):
         raise ExportError("--conversion-name must not start with = + - or @ (a spreadsheet reads that as a formula, so it could not be written as given)")

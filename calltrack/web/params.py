@@ -7,9 +7,9 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from calltrack.text import has_control
 from calltrack.web.errors import ApiError
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
@@ -81,7 +81,7 @@ def string(value: Any, name: str, *, required: bool = True, max_length: int = 20
         raise ApiError(400, "invalid_parameter", f"'{name}' must be a string")
     if len(value) > max_length:
         raise ApiError(400, "invalid_parameter", f"'{name}' is longer than {max_length} characters")
-    if _CONTROL.search(value):
+    if has_control(value, allow_whitespace=True):
         # PostgreSQL refuses NUL in text, and no parameter of ours has a use for control characters.
         raise ApiError(400, "invalid_parameter", f"'{name}' contains control characters")
     return value
