@@ -44,6 +44,11 @@ endpoint that never answers (each attempt waits out the 10 s timeout) or answers
 (every new lead's event is attempted straight away and retried with back-off): the figures
 then show what a broken CRM costs ingestion, and the report adds the outbox's counts.
 
+``--profile DIR`` samples the calltrack server with py-spy (every thread: the reactor and the
+database writer share the GIL) during the first measured throughput run, and prints where its
+time went per thread (collapsed stacks kept in DIR; a flame graph too when a flamegraph tool is
+installed). py-spy costs the machine some CPU: compare figures from runs without it.
+
 Other options: ``--threads`` (wrk threads), ``--warmup`` seconds, ``--pool-size`` and
 ``--leased`` (pool numbers, and how many visitors hold one), ``--json-out FILE``, ``--keep``
 (keep the temp directory: database, server logs, request files, Lua scripts).
@@ -89,6 +94,7 @@ from number_endpoint import (  # noqa: E402 - the helpers both benchmarks share
     say,
     scrape,
     settle,
+    summarize_profile,
 )
 
 VOICE = "/v1/webhooks/twilio/voice"
@@ -361,6 +367,7 @@ class Bench:
         self.token = secrets.token_hex(16)
         self.calls: VoiceCalls | None = None
         self.crm: Any = None
+        self.profile_report = ""
         self.env = dict(
             os.environ,
             CALLTRACK_DATABASE_URL=f"sqlite:///{self.db_path}",
@@ -488,17 +495,22 @@ class Bench:
 
     # -- runs
 
-    def measured(self, server: Server, label: str, requests_file: Path, *, seconds: int, mean_delay_ms: float | None = None
-                 ) -> tuple[RunResult, dict[str, Any]]:
+    def measured(self, server: Server, label: str, requests_file: Path, *, seconds: int, mean_delay_ms: float | None = None,
+                 profile: bool = False) -> tuple[RunResult, dict[str, Any]]:
         a = self.args
+        spy = self.start_profiler(server, label, seconds) if profile else None
         cpu0, threads0 = cpu_seconds(server.pid)
         busy0, steal0 = machine_cpu()
         t0 = time.monotonic()
-        result, extra = run_wrk(server.port, requests_file, seconds=seconds, connections=a.connections, threads=a.threads,
-                                script_dir=self.tmp, label=label, mean_delay_ms=mean_delay_ms)
-        wall = time.monotonic() - t0
-        cpu1, threads1 = cpu_seconds(server.pid)
-        busy1, steal1 = machine_cpu()
+        try:
+            result, extra = run_wrk(server.port, requests_file, seconds=seconds, connections=a.connections, threads=a.threads,
+                                    script_dir=self.tmp, label=label, mean_delay_ms=mean_delay_ms)
+            wall = time.monotonic() - t0
+            cpu1, threads1 = cpu_seconds(server.pid)
+            busy1, steal1 = machine_cpu()
+        finally:
+            if spy is not None:
+                self.finish_profiler(spy)
         result.server_cpu_cores = (cpu1 - cpu0) / wall
         result.server_main_thread_cores = (threads1.get(server.pid, 0.0) - threads0.get(server.pid, 0.0)) / wall
         result.server_other_threads_cores = sum(v - threads0.get(t, 0.0) for t, v in threads1.items() if t != server.pid) / wall
@@ -507,11 +519,11 @@ class Bench:
         return result, extra
 
     def calltrack_run(self, server: Server, label: str, requests_file: Path, lines: int, *, seconds: int,
-                      mean_delay_ms: float | None = None, check: bool = True) -> tuple[RunResult, dict[str, Any]]:
+                      mean_delay_ms: float | None = None, check: bool = True, profile: bool = False) -> tuple[RunResult, dict[str, Any]]:
         """A run against calltrack, and the proof that what it counted was committed work."""
         before = scrape(server.port)
         last_id = self.last_call_id()
-        result, extra = self.measured(server, label, requests_file, seconds=seconds, mean_delay_ms=mean_delay_ms)
+        result, extra = self.measured(server, label, requests_file, seconds=seconds, mean_delay_ms=mean_delay_ms, profile=profile)
         settle(server)
         after = scrape(server.port)
         result.server_statuses = metric_delta(before, after, "calltrack_http_requests_total", "status", route=VOICE)
@@ -561,7 +573,7 @@ class Bench:
                     script_dir=self.tmp, label="bare warm-up")
         self.results["bare"].append(self.measured(bare, "bare", requests_file, seconds=a.duration)[0])
 
-    def run_voice(self, calltrack: Server, rnd: str, guess_rps: float) -> float:
+    def run_voice(self, calltrack: Server, rnd: str, guess_rps: float, *, profile: bool = False) -> float:
         a = self.args
         say(f"voice webhooks{rnd}: warm-up {a.warmup}s, measuring {a.duration}s")
         rate = guess_rps
@@ -571,7 +583,8 @@ class Bench:
             rate = warm.rps
             say(f"  warm-up: {warm.rps:.0f} requests/s")
         lines = math.ceil(max(rate, 200) * a.duration * 1.6) + 3000
-        result, _ = self.calltrack_run(calltrack, f"voice webhooks{rnd}", self.requests_file(lines), lines, seconds=a.duration)
+        result, _ = self.calltrack_run(calltrack, f"voice webhooks{rnd}", self.requests_file(lines), lines, seconds=a.duration,
+                                       profile=profile)
         self.results["voice"].append(result)
         return result.rps
 
@@ -594,6 +607,42 @@ class Bench:
         self.latency, _ = self.calltrack_run(calltrack, "latency run", self.requests_file(lines), lines, seconds=a.duration,
                                              mean_delay_ms=pause)
 
+    # -- profiling
+
+    def start_profiler(self, server: Server, label: str, seconds: int) -> tuple[subprocess.Popen[bytes], Path, Path] | None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(spy).exists():
+            say("  --profile: py-spy not found (.venv/bin/pip install py-spy); not profiling")
+            return None
+        out_dir = Path(self.args.profile)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_")
+        raw = out_dir / f"{stem}.collapsed.txt"
+        cmd = [spy, "record", "--pid", str(server.pid), "--duration", str(seconds), "--rate", "200", "--nonblocking",
+               "--threads", "--function", "--format", "raw", "-o", str(raw)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        say(f"  py-spy is sampling pid {server.pid} (--nonblocking, 200 Hz) into {raw}")
+        return proc, raw, out_dir / f"{stem}.svg"
+
+    def finish_profiler(self, spy: tuple[subprocess.Popen[bytes], Path, Path]) -> None:
+        proc, raw, svg = spy
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if not raw.exists() or not raw.stat().st_size:
+            say(f"  py-spy wrote nothing: {err.decode(errors='replace').strip()[-500:]}")
+            return
+        label = raw.name.removesuffix(".collapsed.txt").replace("_", " ")
+        self.profile_report += ("\n\n" if self.profile_report else "") + summarize_profile(raw, label)
+        self.profile_report += f"\n  collapsed stacks: {raw}"
+        fg = shutil.which("flamegraph.pl") or shutil.which("inferno-flamegraph")
+        if fg:
+            with open(svg, "wb") as f:
+                if subprocess.run([fg, str(raw)], stdout=f, check=False).returncode == 0:
+                    self.profile_report += f"\n  flame graph: {svg}"
+
     def run(self) -> None:
         a = self.args
         bare, calltrack = self.setup()
@@ -602,7 +651,7 @@ class Bench:
         for i in range(a.rounds):
             rnd = f" [round {i + 1}/{a.rounds}]" if a.rounds > 1 else ""
             self.run_bare(bare, rnd, bare_file)
-            guess = self.run_voice(calltrack, rnd, guess)
+            guess = self.run_voice(calltrack, rnd, guess, profile=bool(a.profile) and i == 0)
         voice = median_run(self.results["voice"])
         self.run_latency(calltrack, voice.ok_rps / 2)
         for server in (bare, calltrack):
@@ -662,6 +711,9 @@ class Bench:
             for r in rs:
                 if r.non_2xx or r.socket_errors or r.timeouts:
                     self.checks.append(f"FAIL {key}: {r.non_2xx} non-2xx, {r.socket_errors} socket errors, {r.timeouts} timeouts")
+        if self.profile_report:
+            print()
+            print(self.profile_report)
         print()
         print("checks:")
         for c in self.checks:
@@ -721,6 +773,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leased", type=int, default=1000, help="visitors holding a pool number during the runs (default 1000)")
     p.add_argument("--crm", choices=["none", "hanging", "failing"], default="none",
                    help="subscribe a lead webhook at a local CRM that hangs or fails (default none)")
+    p.add_argument("--profile", metavar="DIR", help="py-spy the server during the first measured throughput run")
     p.add_argument("--json-out", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temp directory (database, logs, request files, Lua scripts)")
     p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
