@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,97 @@ from calltrack.db.statements import insert_ignoring_conflicts
 from calltrack.leads import outbox_store, owner_store
 from calltrack.numbers import store as numbers_store
 from calltrack.scoring.stages import RESPONDED_STAGES, TRANSITIONS, InvalidOutcome, bant_stage, check_transition, read_bant
+
+
+# -- statements run on the driver's own cursor ------------------------------------------------
+
+
+class DriverStatement:
+    """A Core statement compiled once per dialect and run on the driver's own cursor.
+
+    On the call-ingest path SQLAlchemy's work per execution (cache look-up, parameter and
+    result set-up: some 60 µs) costs more than SQLite takes to run a statement, and a call
+    runs a dozen of them. This skips it, and reads rows as plain tuples in the statement's
+    column order. The statement must have no expanding ``IN`` parameter (a list is rendered
+    per execution); bind processors (floats, booleans) are applied as SQLAlchemy would, and
+    nothing is converted on the way back, so it suits integer, float and string columns.
+
+    Driver errors come up as the driver's own exceptions (DBPool retries its
+    OperationalError, which covers SQLite's "database is locked" and PostgreSQL deadlocks).
+    """
+
+    __slots__ = ("_stmt", "_column_keys", "_compiled")
+
+    def __init__(self, stmt: Any, column_keys: Sequence[str] | None = None) -> None:
+        self._stmt = stmt
+        self._column_keys = list(column_keys) if column_keys is not None else None
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
+
+    def _for(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any], tuple[tuple[str, Any], ...]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self._stmt.compile(dialect=dialect, column_keys=self._column_keys)
+            if "POSTCOMPILE" in compiled.string:
+                raise TypeError("DriverStatement cannot run a statement with an expanding IN parameter")
+            defaults = {k: v for k, v in compiled.construct_params(_check=False).items() if v is not None}
+            order = tuple(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
+            found = (compiled.string, order, defaults, tuple(compiled._bind_processors.items()))
+            self._compiled[dialect.name] = found
+        return found
+
+    def cursor(self, conn: Connection, params: dict[str, Any] | None = None) -> Any:
+        """The driver's cursor, the statement executed; the caller reads and closes it."""
+        sql, order, defaults, processors = self._for(conn.dialect)
+        values = {**defaults, **params} if params else dict(defaults)
+        for name, process in processors:
+            if name in values:
+                values[name] = process(values[name])
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, values if order is None else tuple(values[n] for n in order))
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
+
+    def first(self, conn: Connection, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        """The first row, as a tuple, or None."""
+        cursor = self.cursor(conn, params)
+        try:
+            return cursor.fetchone()  # type: ignore[no-any-return]
+        finally:
+            cursor.close()
+
+    def scalar(self, conn: Connection, params: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        row = self.first(conn, params)
+        return None if row is None else row[0]
+
+    def all(self, conn: Connection, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cursor = self.cursor(conn, params)
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def run(self, conn: Connection, params: dict[str, Any] | None = None) -> int:
+        """Execute; the number of rows changed."""
+        cursor = self.cursor(conn, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+def insert_or_nothing(table: sa.Table, columns: Sequence[str], *, conflict: Sequence[str] = (), returning: str | None = None) -> DriverStatement:
+    """``INSERT … ON CONFLICT [(conflict)] DO NOTHING [RETURNING returning]`` of these columns,
+    bound by column name: one form for SQLite (3.35+) and PostgreSQL."""
+    target = f" ({', '.join(conflict)})" if conflict else ""
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+        f" ON CONFLICT{target} DO NOTHING" + (f" RETURNING {returning}" if returning else "")
+    )
+    return DriverStatement(sa.text(sql).bindparams(*[sa.bindparam(c, type_=table.c[c].type) for c in columns]))
 
 
 @dataclass(frozen=True)
@@ -97,7 +189,10 @@ def _lock(conn: Connection, *parts: Any) -> None:
     one writer, so it needs nothing."""
     if conn.dialect.name == "postgresql":
         digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest, "big", signed=True)})
+        _ADVISORY_LOCK.run(conn, {"k": int.from_bytes(digest, "big", signed=True)})
+
+
+_ADVISORY_LOCK = DriverStatement(sa.text("SELECT pg_advisory_xact_lock(:k)"))
 
 
 def find_or_create_contact_txn(
@@ -177,7 +272,10 @@ def contact_for_visitor_txn(conn: Connection, site_id: int, vid: str) -> int | N
 
 
 def link_visitor_txn(conn: Connection, contact_id: int, site_id: int, vid: str, now: float) -> None:
-    insert_ignoring_conflicts(conn, contact_visitors, dict(contact_id=contact_id, site_id=site_id, vid=vid, linked_at=now), conflict=("site_id", "vid"))
+    _LINK_VISITOR.run(conn, dict(contact_id=contact_id, site_id=site_id, vid=vid, linked_at=now))
+
+
+_LINK_VISITOR = insert_or_nothing(contact_visitors, ("contact_id", "site_id", "vid", "linked_at"), conflict=("site_id", "vid"))
 
 
 def attach_to_lead_txn(
@@ -200,19 +298,19 @@ def attach_to_lead_txn(
     or open a new one with this touch's source snapshot. A contact made in this very
     transaction has no lead yet: ``new_contact`` skips the look-up."""
     _lock(conn, "lead", contact_id)
-    open_lead = None if new_contact else conn.execute(_OPEN_LEAD, {"contact_id": contact_id, "since": at - repeat_window}).one_or_none()
+    open_lead = None if new_contact else _OPEN_LEAD.scalar(conn, {"contact_id": contact_id, "since": at - repeat_window})
     if open_lead is not None:
         if spam_reason is None:  # a spam touch is tied to the person but counts for nothing
-            conn.execute(_JOIN_LEAD, {"b_lead_id": open_lead.id, "b_at": at})
+            _JOIN_LEAD.run(conn, {"b_lead_id": open_lead, "b_at": at})
         elif spam_reason == "blocklisted":
-            mark_lead_spam_txn(conn, int(open_lead.id), spam_reason, now=at)
-        return LeadLink(contact_id, int(open_lead.id), False)
+            mark_lead_spam_txn(conn, int(open_lead), spam_reason, now=at)
+        return LeadLink(contact_id, int(open_lead), False)
     row = dict.fromkeys(LEAD_SOURCE_FIELDS) | {k: v for k, v in (snapshot or {}).items() if k in LEAD_SOURCE_FIELDS}
     row.update(
         account_id=account_id, contact_id=contact_id, site_id=site_id, kind=kind, form_type=form_type,
         stage="spam" if spam_reason else "new", spam_reason=spam_reason, created_at=at, last_activity_at=at, touches=1,
     )
-    lead_id = conn.execute(_NEW_LEAD, row).scalar_one()
+    lead_id = _NEW_LEAD.scalar(conn, row)
     if spam_reason is None:
         facts = {k: row[k] for k in ("channel", "source", "medium", "campaign", "kind", "form_type")} | {"region": region, "country": country}
         owner_store.assign_owner_txn(conn, account_id, int(lead_id), facts, at)
@@ -220,8 +318,8 @@ def attach_to_lead_txn(
     return LeadLink(contact_id, int(lead_id), True)
 
 
-# Built once: building statements costs SQLAlchemy more than running them.
-_OPEN_LEAD = (
+# Built and compiled once, run on the driver: the call-ingest path makes and joins leads.
+_OPEN_LEAD = DriverStatement(
     sa.select(leads.c.id, leads.c.last_activity_at)
     .where(
         leads.c.contact_id == sa.bindparam("contact_id"),
@@ -230,7 +328,7 @@ _OPEN_LEAD = (
     .order_by(leads.c.last_activity_at.desc())
     .limit(1)
 )
-_JOIN_LEAD = (
+_JOIN_LEAD = DriverStatement(
     leads.update()
     .where(leads.c.id == sa.bindparam("b_lead_id"))
     .values(
@@ -239,10 +337,14 @@ _JOIN_LEAD = (
         last_activity_at=sa.case((leads.c.last_activity_at > sa.bindparam("b_at"), leads.c.last_activity_at), else_=sa.bindparam("b_at")),
     )
 )
-_NEW_LEAD = leads.insert().returning(leads.c.id)
+_NEW_LEAD_COLUMNS = (
+    *LEAD_SOURCE_FIELDS, "account_id", "contact_id", "site_id", "kind", "form_type", "stage", "spam_reason", "created_at", "last_activity_at",
+    "touches",
+)
+_NEW_LEAD = DriverStatement(leads.insert().returning(leads.c.id), column_keys=_NEW_LEAD_COLUMNS)
 
 
-_ADOPT_INTEREST = (
+_ADOPT_INTEREST = DriverStatement(
     calls.update()
     .where(
         calls.c.account_id == sa.bindparam("b_account_id"), calls.c.site_id == sa.bindparam("b_site_id"),
@@ -255,14 +357,14 @@ _ADOPT_INTEREST = (
 def adopt_interest_txn(conn: Connection, account_id: int, link: LeadLink, site_id: int, vid: str, *, exclude_call: int = 0) -> int:
     """Earlier anonymous calls of this visitor join the lead now that the person is known
     (``exclude_call``: the call being tied to the lead right now, counted already)."""
-    result = conn.execute(
-        _ADOPT_INTEREST,
+    adopted = _ADOPT_INTEREST.run(
+        conn,
         {"b_account_id": account_id, "b_site_id": site_id, "b_vid": vid, "b_lead_id": link.lead_id, "b_contact_id": link.contact_id,
          "b_exclude": exclude_call},
     )
-    if result.rowcount and link.lead_id is not None:
-        conn.execute(leads.update().where(leads.c.id == link.lead_id).values(touches=leads.c.touches + result.rowcount))
-    return int(result.rowcount or 0)
+    if adopted > 0 and link.lead_id is not None:
+        conn.execute(leads.update().where(leads.c.id == link.lead_id).values(touches=leads.c.touches + adopted))
+    return max(adopted, 0)
 
 
 def set_form_link_txn(conn: Connection, form_id: int, link: LeadLink) -> None:
@@ -293,10 +395,10 @@ def mark_lead_spam_txn(conn: Connection, lead_id: int, reason: str, *, now: floa
 
 def note_response_txn(conn: Connection, lead_id: int, at: float) -> None:
     """Speed to lead: the lead's first response, if it has none yet and this came after it."""
-    conn.execute(_FIRST_RESPONSE, {"b_lead_id": lead_id, "b_at": at})
+    _FIRST_RESPONSE.run(conn, {"b_lead_id": lead_id, "b_at": at})
 
 
-_FIRST_RESPONSE = (
+_FIRST_RESPONSE = DriverStatement(
     leads.update()
     .where(leads.c.id == sa.bindparam("b_lead_id"), leads.c.first_response_at.is_(None), leads.c.created_at <= sa.bindparam("b_at"))
     .values(first_response_at=sa.bindparam("b_at"))

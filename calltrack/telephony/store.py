@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from calltrack.db.statements import insert_ignoring_conflicts
-from calltrack.db.schema import call_events, caller_blocklist, calls, contacts, sites, telephony_credentials
+from calltrack.db.schema import call_events, caller_blocklist, calls, contacts, leases, pools, sites, telephony_credentials, touchpoints, tracking_numbers
 from calltrack.leads import store as leads_store
+from calltrack.leads.store import DriverStatement, insert_or_nothing
 from calltrack.leads.contacts import Caller
 from calltrack.numbers import store as numbers_store
 from calltrack.numbers.channels import derive_channel
@@ -153,15 +155,12 @@ def ingest_batch_txn(conn: Connection, deliveries: list[Delivery]) -> list[Inges
 def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
     ev = d.event
     row = _call_row(conn, d)
-    event_id = insert_ignoring_conflicts(
+    event_id = _INSERT_EVENT.scalar(
         conn,
-        call_events,
         dict(
             call_id=row["id"], event_ref=ev.event_ref, kind=ev.kind, status=ev.status, occurred_at=ev.occurred_at,
             received_at=d.received_at, payload=json.dumps(ev.to_json(), ensure_ascii=False, sort_keys=True),
         ),
-        conflict=("call_id", "event_ref"),
-        returning="id",
     )
     if event_id is None:  # a retry or a duplicate: it changed nothing the first time round
         return Ingested(_record(row), duplicate=True, blocked=row["spam_reason"] == "blocklisted")
@@ -191,13 +190,18 @@ def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
     if changes:
         changes["updated_at"] = d.received_at
         current["updated_at"] = d.received_at
-        conn.execute(_update_call(tuple(sorted(changes))), {"b_" + k: v for k, v in changes.items()} | {"b_call_id": row["id"]})
+        _update_call(tuple(sorted(changes))).run(conn, {"b_" + k: v for k, v in changes.items()} | {"b_call_id": row["id"]})
     return Ingested(
         _record(current), duplicate=False, blocked=blocked or current["spam_reason"] == "blocklisted", matched_now="match_method" in changes
     )
 
 
 _CALL_COLUMNS = tuple(c.name for c in calls.c)
+_NEW_CALL_COLUMNS = ("account_id", "provider", "call_ref", "status", "started_at", "direction", "caller_withheld", "created_at", "updated_at")
+_INSERT_CALL = insert_or_nothing(calls, _NEW_CALL_COLUMNS, conflict=("account_id", "provider", "call_ref"), returning="id")
+_INSERT_EVENT = insert_or_nothing(
+    call_events, ("call_id", "event_ref", "kind", "status", "occurred_at", "received_at", "payload"), conflict=("call_id", "event_ref"), returning="id"
+)
 
 
 def _call_row(conn: Connection, d: Delivery) -> dict[str, Any]:
@@ -212,7 +216,7 @@ def _call_row(conn: Connection, d: Delivery) -> dict[str, Any]:
         started_at=_start_time(ev, d.received_at) or d.received_at, direction=ev.direction[:16],
         caller_withheld=False, created_at=d.received_at, updated_at=d.received_at,
     )
-    new_id = insert_ignoring_conflicts(conn, calls, values, conflict=("account_id", "provider", "call_ref"), returning="id")
+    new_id = _INSERT_CALL.scalar(conn, values)
     if new_id is not None:
         return dict.fromkeys(_CALL_COLUMNS) | values | {"id": new_id}
     select = sa.select(calls).where(calls.c.account_id == d.account_id, calls.c.provider == ev.provider, calls.c.call_ref == ev.call_ref)
@@ -284,29 +288,24 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
     at = call["started_at"]
     known = _known_caller(conn, d.account_id, call["caller"])
     sources: dict[int, dict[str, Any]] = {}
-    dialled = (
-        numbers_store.dialled_number_txn(conn, d.account_id, call["tracking_number"])
-        if call["tracking_number"]
-        else numbers_store.DialledNumber(None)
-    )
-    number, pool = dialled.number, dialled.pool
+    dialled = _dialled(conn, d.account_id, call["tracking_number"]) if call["tracking_number"] else _Dialled(None)
     m: Match
-    forward_to = number.forward_to if number is not None else None
-    if dialled.kind == "static" and number is not None:
-        m = match_call(call_at=at, number_kind="static", static_source=_static_source(number))
-    elif dialled.kind == "pool" and number is not None:
-        cooldown = float(pool.cooldown_seconds) if pool else 0.0
-        found, sources = numbers_store.lease_spans_txn(conn, number.id, at - max(cooldown, NEIGHBOUR_SECONDS), at + NEIGHBOUR_SECONDS)
+    forward_to = dialled.forward_to
+    if dialled.kind == "static" and dialled.number_id is not None:
+        m = match_call(call_at=at, number_kind="static", static_source=dialled.static_source)
+    elif dialled.kind == "pool" and dialled.number_id is not None:
+        cooldown = dialled.cooldown
+        found, sources = _lease_spans(conn, dialled.number_id, at - max(cooldown, NEIGHBOUR_SECONDS), at + NEIGHBOUR_SECONDS)
         spans = [LeaseSpan(*span) for span in found]
         # Only a caller we already know can have called before (every matched caller with a
         # number becomes a contact): a new caller costs no look-up.
-        prior = _prior_match(conn, d, call, number.id, at) if known.contact_id is not None else None
+        prior = _prior_match(conn, d, call, dialled.number_id, at) if known.contact_id is not None else None
         m = match_call(call_at=at, number_kind="pool", pool_cooldown=cooldown, spans=spans, prior=prior)
-    elif dialled.kind == "overflow" and pool is not None:
-        m = match_call(call_at=at, number_kind="overflow", overflow_channel=_pool_channel(pool), overflow_pool_id=pool.id)
+    elif dialled.kind == "overflow" and dialled.pool_id is not None:
+        m = match_call(call_at=at, number_kind="overflow", overflow_channel=dialled.overflow_channel, overflow_pool_id=dialled.pool_id)
     else:
         m = match_call(call_at=at, number_kind=None)
-    site_id = pool.site_id if pool is not None else None
+    site_id = dialled.site_id
     source = dict.fromkeys(SOURCE_COLUMNS) | {k: v for k, v in m.source.items() if k in SOURCE_COLUMNS}
     if m.touchpoint_id is not None:
         tp = sources.get(m.touchpoint_id) or numbers_store.touchpoint_source_txn(conn, m.touchpoint_id)
@@ -316,8 +315,8 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
     if forward_to is None:
         forward_to = _site_forward_to(conn, d.account_id, site_id)
     changes: dict[str, Any] = {
-        "number_id": number.id if number is not None else None,
-        "pool_id": pool.id if pool is not None else None,
+        "number_id": dialled.number_id,
+        "pool_id": dialled.pool_id,
         "site_id": site_id,
         "match_method": m.method,
         "match_confidence": m.confidence,
@@ -334,10 +333,85 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
         changes["spam_reason"] = "blocklisted"
         blocked = True
     elif m.lease_id is not None and m.method in ("lease", "expired_lease"):
-        others = conn.execute(_OTHER_CALLERS_ON_LEASE, {"lease_id": m.lease_id, "caller": call["caller"] or ""}).scalar_one()
+        others = _OTHER_CALLERS_ON_LEASE.scalar(conn, {"lease_id": m.lease_id, "caller": call["caller"] or ""})
         if others >= d.rules.spam_callers_per_lease:
             changes["spam_reason"] = "many_callers_on_lease"
     return changes, blocked
+
+
+@dataclass(frozen=True)
+class _Dialled:
+    """What the dialled number is to the account, as matching needs it (see
+    numbers.store.dialled_number_txn): 'static', 'pool', 'overflow' or None."""
+
+    kind: str | None
+    number_id: int | None = None
+    forward_to: str | None = None
+    pool_id: int | None = None
+    site_id: int | None = None
+    cooldown: float = 0.0
+    static_source: dict[str, str | None] = field(default_factory=dict)
+    overflow_channel: str | None = None
+
+
+# The tracking number and its pool's few columns matching reads, in one statement, run on the
+# driver: a pool's rules are only parsed for an overflow number, which is not found here.
+_DIALLED = DriverStatement(
+    sa.select(
+        tracking_numbers.c.id, tracking_numbers.c.kind, tracking_numbers.c.forward_to, tracking_numbers.c.source,
+        tracking_numbers.c.medium, tracking_numbers.c.campaign, tracking_numbers.c.keyword, tracking_numbers.c.placement,
+        pools.c.id, pools.c.site_id, pools.c.cooldown_seconds,
+    )
+    .outerjoin(pools, pools.c.id == tracking_numbers.c.pool_id)
+    .where(tracking_numbers.c.e164 == sa.bindparam("e164"), tracking_numbers.c.account_id == sa.bindparam("account_id"))
+)
+
+
+def _dialled(conn: Connection, account_id: int, e164: str) -> _Dialled:
+    r = _DIALLED.first(conn, {"e164": e164, "account_id": account_id})
+    if r is not None:
+        number_id, kind, forward_to, source, medium, campaign, keyword, placement, pool_id, site_id, cooldown = r
+        if kind == "static":
+            tags = SimpleNamespace(source=source, medium=medium, campaign=campaign, keyword=keyword, placement=placement)
+            return _Dialled(kind, number_id, forward_to, static_source=_static_source(tags))
+        if kind == "pool" and pool_id is not None:
+            return _Dialled(kind, number_id, forward_to, pool_id, site_id, float(cooldown))
+        return _Dialled(kind, number_id, forward_to)
+    # Not one of the account's numbers: perhaps a pool's overflow number (rare; the long way).
+    overflow = numbers_store.dialled_number_txn(conn, account_id, e164)
+    if overflow.kind == "overflow" and overflow.pool is not None:
+        return _Dialled("overflow", pool_id=overflow.pool.id, site_id=overflow.pool.site_id, overflow_channel=_pool_channel(overflow.pool))
+    return _Dialled(None)
+
+
+# numbers.store.lease_spans_txn's statement, run on the driver: the number's leases
+# overlapping [since, until] with their touchpoints' source (tests/telephony check the two agree).
+_LEASE_END = sa.func.coalesce(leases.c.ended_at, leases.c.expires_at)
+_LEASE_SPANS = DriverStatement(
+    sa.select(
+        leases.c.id, leases.c.vid, leases.c.touchpoint_id, leases.c.started_at, _LEASE_END, leases.c.ended_at,
+        touchpoints.c.channel, touchpoints.c.utm_source, touchpoints.c.utm_medium, touchpoints.c.utm_campaign, touchpoints.c.utm_term,
+        touchpoints.c.site_id,
+    )
+    .outerjoin(touchpoints, touchpoints.c.id == leases.c.touchpoint_id)
+    .where(leases.c.number_id == sa.bindparam("number_id"), leases.c.started_at <= sa.bindparam("until"), _LEASE_END >= sa.bindparam("since"))
+    .order_by(leases.c.started_at)
+    .limit(200)
+)
+
+
+def _lease_spans(conn: Connection, number_id: int, since: float, until: float) -> tuple[list[tuple[Any, ...]], dict[int, dict[str, Any]]]:
+    """(id, vid, touchpoint_id, started_at, until, open) of each lease, and each lease's
+    touchpoint source by touchpoint id, as numbers.store.lease_spans_txn returns them."""
+    spans: list[tuple[Any, ...]] = []
+    sources: dict[int, dict[str, Any]] = {}
+    for lease_id, vid, tp_id, started, ends, ended, channel, source, medium, campaign, keyword, site_id in _LEASE_SPANS.all(
+        conn, {"number_id": number_id, "since": since, "until": until}
+    ):
+        spans.append((lease_id, vid, tp_id, float(started), float(ends), ended is None))
+        if tp_id is not None and site_id is not None:
+            sources[tp_id] = {"channel": channel, "source": source, "medium": medium, "campaign": campaign, "keyword": keyword, "site_id": site_id}
+    return spans, sources
 
 
 def _static_source(number: Any) -> dict[str, str | None]:
@@ -357,9 +431,9 @@ def _pool_channel(pool: Any) -> str | None:
     return None
 
 
-# The hot path's statements are built once: building a select costs SQLAlchemy more than
-# running it, and a statement reused keeps its cache key.
-_PRIOR_MATCH = (
+# The hot path's statements are built and compiled once, and run on the driver's cursor:
+# SQLAlchemy's own work per execution costs more than SQLite's (see leads.store.DriverStatement).
+_PRIOR_MATCH = DriverStatement(
     sa.select(calls.c.id, calls.c.started_at, calls.c.match_method, calls.c.match_confidence, calls.c.lease_id, calls.c.vid, calls.c.touchpoint_id)
     .where(
         calls.c.account_id == sa.bindparam("account_id"),
@@ -368,38 +442,44 @@ _PRIOR_MATCH = (
         calls.c.started_at >= sa.bindparam("since"),
         calls.c.started_at <= sa.bindparam("at"),
         calls.c.id != sa.bindparam("call_id"),
-        calls.c.match_method.in_(MATCHED_METHODS),
+        # Spelled out: an IN list is an expanding parameter, which DriverStatement cannot run.
+        sa.or_(*[calls.c.match_method == method for method in MATCHED_METHODS]),
     )
     .order_by(calls.c.started_at.desc())
     .limit(1)
 )
-_OTHER_CALLERS_ON_LEASE = sa.select(sa.func.count(sa.distinct(calls.c.caller))).where(
-    calls.c.lease_id == sa.bindparam("lease_id"), calls.c.caller.is_not(None), calls.c.caller != sa.bindparam("caller")
+_OTHER_CALLERS_ON_LEASE = DriverStatement(
+    sa.select(sa.func.count(sa.distinct(calls.c.caller))).where(
+        calls.c.lease_id == sa.bindparam("lease_id"), calls.c.caller.is_not(None), calls.c.caller != sa.bindparam("caller")
+    )
 )
-_KNOWN_CALLER = sa.select(
-    sa.select(sa.func.coalesce(contacts.c.merged_into, contacts.c.id))
-    .where(contacts.c.account_id == sa.bindparam("account_id"), contacts.c.phone == sa.bindparam("caller"))
-    .scalar_subquery(),
-    sa.exists().where(caller_blocklist.c.account_id == sa.bindparam("account_id"), caller_blocklist.c.phone == sa.bindparam("caller")),
+_KNOWN_CALLER = DriverStatement(
+    sa.select(
+        sa.select(sa.func.coalesce(contacts.c.merged_into, contacts.c.id))
+        .where(contacts.c.account_id == sa.bindparam("account_id"), contacts.c.phone == sa.bindparam("caller"))
+        .scalar_subquery(),
+        sa.exists().where(caller_blocklist.c.account_id == sa.bindparam("account_id"), caller_blocklist.c.phone == sa.bindparam("caller")),
+    )
 )
 
 
 @lru_cache(maxsize=256)
-def _update_call(columns: tuple[str, ...]) -> Any:
-    return calls.update().where(calls.c.id == sa.bindparam("b_call_id")).values({c: sa.bindparam("b_" + c) for c in columns})
+def _update_call(columns: tuple[str, ...]) -> DriverStatement:
+    return DriverStatement(calls.update().where(calls.c.id == sa.bindparam("b_call_id")).values({c: sa.bindparam("b_" + c) for c in columns}))
 
 
 def _prior_match(conn: Connection, d: Delivery, call: dict[str, Any], number_id: int, at: float) -> PriorMatch | None:
-    r = conn.execute(
-        _PRIOR_MATCH,
+    r = _PRIOR_MATCH.first(
+        conn,
         {
             "account_id": d.account_id, "caller": call["caller"], "number_id": number_id,
             "since": at - d.rules.repeat_caller_window, "at": at, "call_id": call["id"],
         },
-    ).one_or_none()
+    )
     if r is None:
         return None
-    return PriorMatch(r.id, r.started_at, r.match_method, r.match_confidence or 0.0, r.lease_id, r.vid, r.touchpoint_id)
+    call_id, started_at, method, confidence, lease_id, vid, touchpoint_id = r
+    return PriorMatch(call_id, started_at, method, confidence or 0.0, lease_id, vid, touchpoint_id)
 
 
 @dataclass(frozen=True)
@@ -412,16 +492,24 @@ def _known_caller(conn: Connection, account_id: int, caller: str | None) -> _Kno
     """Whether the caller is already a contact, and whether they are blocked (one statement)."""
     if not caller:
         return _Known()
-    row = conn.execute(_KNOWN_CALLER, {"account_id": account_id, "caller": caller}).one()
+    row = _KNOWN_CALLER.first(conn, {"account_id": account_id, "caller": caller})
+    assert row is not None  # a select of two scalars always has its row
     return _Known(row[0], bool(row[1]))
+
+
+_SITES_FORWARD_TO = sa.select(sites.c.forward_to).where(sites.c.account_id == sa.bindparam("account_id")).order_by(sites.c.id).limit(1)
+_FIRST_SITE_FORWARD_TO = DriverStatement(_SITES_FORWARD_TO)
+_SITE_FORWARD_TO = DriverStatement(_SITES_FORWARD_TO.where(sites.c.id == sa.bindparam("site_id")))
 
 
 def _site_forward_to(conn: Connection, account_id: int, site_id: int | None) -> str | None:
     """Where a call with no forwarding of its own goes: its site's, else the account's first."""
-    q = sa.select(sites.c.forward_to).where(sites.c.account_id == account_id)
-    if site_id is not None:
-        q = q.where(sites.c.id == site_id)
-    return conn.execute(q.order_by(sites.c.id).limit(1)).scalar_one_or_none()
+    if site_id is None:
+        return _FIRST_SITE_FORWARD_TO.scalar(conn, {"account_id": account_id})  # type: ignore[no-any-return]
+    return _SITE_FORWARD_TO.scalar(conn, {"account_id": account_id, "site_id": site_id})  # type: ignore[no-any-return]
+
+
+_INSERT_CONTACT = insert_or_nothing(contacts, ("account_id", "phone", "email", "name", "created_at", "updated_at"), returning="id")
 
 
 def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, Any]:
@@ -435,10 +523,8 @@ def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, A
     elif call["caller"]:
         # Not a contact a moment ago (_known_caller): insert straight away; a racing delivery
         # that made the contact meanwhile sends us the long way round.
-        contact_id = insert_ignoring_conflicts(
-            conn, contacts,
-            dict(account_id=d.account_id, phone=call["caller"], email=None, name=call.get("caller_name"), created_at=at, updated_at=at),
-            returning="id",
+        contact_id = _INSERT_CONTACT.scalar(
+            conn, dict(account_id=d.account_id, phone=call["caller"], email=None, name=call.get("caller_name"), created_at=at, updated_at=at)
         )
         new_contact = contact_id is not None
         if contact_id is None:

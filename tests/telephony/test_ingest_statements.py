@@ -1,0 +1,100 @@
+"""The call-ingest path runs its statements on the driver's cursor (leads.store.DriverStatement)
+and reads the dialled number and its leases with statements of its own: these check that they
+answer as the SQLAlchemy-run originals do, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from calltrack.db.schema import calls, contacts
+from calltrack.leads.store import DriverStatement, insert_or_nothing
+from calltrack.numbers import store as numbers_store
+from calltrack.telephony import store
+from tests.conftest import START
+from tests.numbers.helpers import add_numbers, make_pool, visit
+from tests.telephony.helpers import STATIC_NUMBER, setup_phones
+
+
+def test_driver_statement_binds_defaults_processors_and_reads_tuples(app, tenant):
+    account_id = tenant.account.id
+    new_contact = insert_or_nothing(contacts, ("account_id", "phone", "created_at", "updated_at"), returning="id")
+    with app.engine.begin() as conn:
+        # An int for a float column goes through the Float bind processor, as SQLAlchemy would send it.
+        first = new_contact.scalar(conn, {"account_id": account_id, "phone": "+14155550111", "created_at": 5, "updated_at": 5})
+        again = new_contact.scalar(conn, {"account_id": account_id, "phone": "+14155550111", "created_at": 6, "updated_at": 6})
+        by_phone = DriverStatement(
+            sa.select(contacts.c.id, contacts.c.created_at)
+            .where(contacts.c.account_id == sa.bindparam("account_id"), contacts.c.phone == sa.bindparam("phone"), contacts.c.email.is_(None))
+            .limit(1)  # a bound parameter with a value of its own, which the caller does not pass
+        )
+        row = by_phone.first(conn, {"account_id": account_id, "phone": "+14155550111"})
+        missing = by_phone.first(conn, {"account_id": account_id, "phone": "+14155550112"})
+        renamed = DriverStatement(contacts.update().where(contacts.c.phone == sa.bindparam("p")).values(name=sa.bindparam("n"))).run(
+            conn, {"p": "+14155550111", "n": "Ann"}
+        )
+        rows = DriverStatement(sa.select(contacts.c.name).where(contacts.c.account_id == sa.bindparam("a"))).all(conn, {"a": account_id})
+    assert isinstance(first, int) and again is None  # ON CONFLICT DO NOTHING: no row returned
+    assert row == (first, 5.0) and isinstance(row[1], float)
+    assert missing is None
+    assert renamed == 1 and rows == [("Ann",)]
+
+
+def test_driver_statement_refuses_an_expanding_in_list(app):
+    stmt = DriverStatement(sa.select(calls.c.id).where(calls.c.match_method.in_(["lease", "static"])))
+    with app.engine.begin() as conn, pytest.raises(TypeError, match="expanding IN"):
+        stmt.first(conn)
+
+
+def test_driver_statement_errors_are_the_drivers_and_leave_the_transaction_usable_for_a_retry(app, tenant):
+    stmt = DriverStatement(contacts.insert(), column_keys=("account_id", "phone", "created_at", "updated_at"))
+    dbapi = app.engine.dialect.dbapi
+    with pytest.raises(dbapi.IntegrityError), app.engine.begin() as conn:
+        stmt.run(conn, {"account_id": tenant.account.id, "phone": "+14155550111", "created_at": 1.0, "updated_at": 1.0})
+        stmt.run(conn, {"account_id": tenant.account.id, "phone": "+14155550111", "created_at": 1.0, "updated_at": 1.0})
+    with app.engine.connect() as conn:  # the failed transaction was rolled back whole
+        assert conn.execute(sa.select(sa.func.count()).select_from(contacts)).scalar_one() == 0
+
+
+def test_dialled_number_reads_as_numbers_store_does(app, tenant):
+    phones = setup_phones(app, tenant, pool_size=2, cooldown=120)
+    overflow_pool = make_pool(app, tenant, "overflow", 1, first=50, overflow_number="+14155550180")
+    account_id = tenant.account.id
+    pool_number = visit(app, tenant, "v1", utm_source="google").phone_number
+    kinds = []
+    with app.engine.begin() as conn:
+        for e164 in (pool_number, STATIC_NUMBER, "+14155550180", "+14155550181"):
+            ours = store._dialled(conn, account_id, e164)
+            theirs = numbers_store.dialled_number_txn(conn, account_id, e164)
+            kinds.append(theirs.kind)
+            assert ours.kind == theirs.kind
+            assert ours.number_id == (theirs.number.id if theirs.number else None)
+            assert ours.forward_to == (theirs.number.forward_to if theirs.number else None)
+            assert ours.pool_id == (theirs.pool.id if theirs.pool else None)
+            assert ours.site_id == (theirs.pool.site_id if theirs.pool else None)
+            if theirs.kind == "pool":
+                assert ours.cooldown == float(theirs.pool.cooldown_seconds) == 120.0
+            if theirs.kind == "static":
+                assert ours.static_source == store._static_source(theirs.number)
+                assert ours.static_source["placement"] == "I-80 billboard"
+            if theirs.kind == "overflow":
+                assert ours.pool_id == overflow_pool.id
+                assert ours.overflow_channel == store._pool_channel(theirs.pool)
+    assert kinds == ["pool", "static", "overflow", None] and phones.pool is not None
+
+
+def test_lease_spans_read_as_numbers_store_does(app, tenant, clock):
+    make_pool(app, tenant, "web", 1, cooldown_seconds=60)
+    first = visit(app, tenant, "v1", utm_source="google", utm_medium="cpc", utm_campaign="spring")
+    clock.advance(4000)  # the first lease has expired; the number goes to the next visitor
+    second = visit(app, tenant, "v2", utm_source="bing", utm_medium="cpc")
+    assert first.phone_number == second.phone_number
+    extra = add_numbers(app, tenant, make_pool(app, tenant, "idle", 0), ["+14155550170"])
+    with app.engine.begin() as conn:
+        number_id = store._dialled(conn, tenant.account.id, first.phone_number).number_id
+        for number, since, until in ((number_id, START - 10, START + 10_000), (number_id, START + 3000, START + 5000),
+                                     (number_id, START + 20_000, START + 30_000), (extra[0].id, START, START + 10_000)):
+            assert store._lease_spans(conn, number, since, until) == numbers_store.lease_spans_txn(conn, number, since, until)
+        spans, sources = store._lease_spans(conn, number_id, START - 10, START + 10_000)
+    assert [s[1] for s in spans] == ["v1", "v2"] and [s[5] for s in spans] == [False, True]
+    assert sorted(v["source"] for v in sources.values()) == ["bing", "google"]
