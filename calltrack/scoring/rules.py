@@ -167,20 +167,46 @@ def rules_json(rules: RuleSet) -> str:
     return json.dumps(rules.raw, sort_keys=True, ensure_ascii=False)
 
 
+def needed_facts(rules: RuleSet) -> frozenset[str]:
+    """The columns of FACT_COLUMNS that :func:`score` reads under these rules: the store reads
+    only these (a million leads' unused columns and sub-queries cost more than the scoring)."""
+    needed: set[str] = set()
+    for rule in rules.rules:
+        if rule.points and rule.per_touchpoint:
+            needed.add("touchpoints")
+        for key, value in rule.when:
+            if key == "business_hours":
+                needed.add("created_at")
+            elif key in MIN_FACTS:
+                needed.add(MIN_FACTS[key])
+            elif key == "fields_present":
+                needed.update(f"has_{name}" for name in value)
+            else:
+                needed.add(key)
+    return frozenset(needed)
+
+
+def _in_business_hours(created_at: pd.Series, rules: RuleSet, timezone: str) -> np.ndarray:
+    local = pd.to_datetime(created_at.astype("float64"), unit="s", utc=True).dt.tz_convert(timezone)
+    minute = (local.dt.hour * 60 + local.dt.minute).to_numpy()
+    return np.isin(local.dt.day_of_week.to_numpy(), sorted(rules.days)) & (minute >= rules.start_minute) & (minute < rules.end_minute)
+
+
 def score(facts: pd.DataFrame, rules: RuleSet, *, timezone: str) -> pd.DataFrame:
-    """Score every lead in ``facts`` (one row per lead, the columns of FACT_COLUMNS; index = lead
-    id). Returns ``score``, ``temperature``, ``mql`` (bool) and ``flags`` (comma-joined)."""
+    """Score every lead in ``facts`` (one row per lead, at least the columns :func:`needed_facts`
+    names; index = lead id). Returns ``score``, ``temperature``, ``mql`` (bool) and ``flags``
+    (comma-joined)."""
     n = len(facts)
     total = np.zeros(n, dtype=np.int64)
     flag_masks: list[tuple[str, np.ndarray]] = []
-    local = pd.to_datetime(facts["created_at"].astype("float64"), unit="s", utc=True).dt.tz_convert(timezone)
-    minute = (local.dt.hour * 60 + local.dt.minute).to_numpy()
-    in_hours = np.isin(local.dt.day_of_week.to_numpy(), sorted(rules.days)) & (minute >= rules.start_minute) & (minute < rules.end_minute)
+    in_hours: np.ndarray | None = None  # computed once, and only when a rule asks
     lowered: dict[str, np.ndarray] = {}  # lower-cased once, and only the columns a rule reads
     for rule in rules.rules:
         mask = np.ones(n, dtype=bool)
         for key, value in rule.when:
             if key == "business_hours":
+                if in_hours is None:
+                    in_hours = _in_business_hours(facts["created_at"], rules, timezone)
                 column = in_hours
             elif key in BOOL_FACTS:
                 column = facts[key].fillna(False).astype(bool).to_numpy()

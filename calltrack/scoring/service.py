@@ -18,13 +18,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
-
 from calltrack.clock import Clock
 from calltrack.compute import ComputePool
 from calltrack.db.pool import DBPool
 from calltrack.scoring import store
-from calltrack.scoring.rules import DEFAULT_RULES, FACT_COLUMNS, RuleSet, parse_rules, rules_json, score
+from calltrack.scoring.frames import FactRows, Scores, facts_frame, scores_from
+from calltrack.scoring.rules import DEFAULT_RULES, RuleSet, needed_facts, parse_rules, rules_json, score
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +33,11 @@ CATCH_UP_SECONDS = 86400.0
 CATCH_UP_CHUNK = 5000
 
 
-def facts_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """The facts query's tuples as the frame rules.score reads (index = lead id)."""
-    frame = pd.DataFrame(rows, columns=store.FACT_QUERY_COLUMNS).set_index("id")
-    return frame[list(FACT_COLUMNS)]
-
-
-def score_rows(rows: list[tuple[Any, ...]], rules: RuleSet, timezone: str) -> list[tuple[int, int, str, str, bool]]:
-    """Pure: facts tuples → (lead id, score, temperature, flags, mql)."""
-    if not rows:
-        return []
-    result = score(facts_frame(rows), rules, timezone=timezone)
-    return list(zip(result.index.tolist(), result["score"].tolist(), result["temperature"].tolist(), result["flags"].tolist(), result["mql"].tolist(), strict=True))
+def score_facts(facts: FactRows, rules: RuleSet, timezone: str) -> Scores:
+    """Pure: a chunk's facts as read → its scores."""
+    if not facts:
+        return Scores([], [], [], [], [])
+    return scores_from(score(facts_frame(facts), rules, timezone=timezone))
 
 
 class ScoringService:
@@ -116,23 +108,24 @@ class ScoringService:
     async def score_leads(self, account_id: int, lead_ids: list[int]) -> int:
         version, document, tz = await self._db.run("active_rules", store.active_rules_txn, account_id)
         rules = parse_rules(document or DEFAULT_RULES)
-        rows = await self._db.run("lead_facts", store.lead_facts_txn, account_id, lead_ids=lead_ids)
-        scored = await self._compute.run(score_rows, rows, rules, tz)
-        return await self._db.run("apply_scores", store.apply_scores_txn, version, scored, self._clock.seconds())
+        facts = await self._db.run("lead_facts", store.lead_facts_txn, account_id, needed_facts(rules), lead_ids=lead_ids)
+        scores = await self._compute.run(score_facts, facts, rules, tz)
+        return await self._db.run("apply_scores", store.apply_scores_txn, version, scores, self._clock.seconds())
 
     def backfill_sync(self, account_id: int, *, chunk: int = 50_000, progress: Callable[[int], None] | None = None, now: float) -> tuple[int, int, int]:
         """For the CLI: every lead of the account under the active version, a chunk at a time.
         Returns (version, leads scored, promoted to MQL)."""
         version, document, tz = self._db.run_sync("active_rules", store.active_rules_txn, account_id)
         rules = parse_rules(document or DEFAULT_RULES)
+        facts_needed = needed_facts(rules)
         after, total, promoted = 0, 0, 0
         while True:
-            rows = self._db.run_sync("lead_facts", store.lead_facts_txn, account_id, after_id=after, limit=chunk)
-            if not rows:
+            facts = self._db.run_sync("lead_facts", store.lead_facts_txn, account_id, facts_needed, after_id=after, limit=chunk)
+            if not facts:
                 return version, total, promoted
-            scored = score_rows(rows, rules, tz)
-            promoted += self._db.run_sync("apply_scores", store.apply_scores_txn, version, scored, now)
-            total += len(rows)
-            after = rows[-1][0]
+            scores = score_facts(facts, rules, tz)
+            promoted += self._db.run_sync("apply_scores", store.apply_scores_txn, version, scores, now)
+            total += len(facts)
+            after = facts.last_id
             if progress is not None:
-                progress(len(rows))
+                progress(len(facts))

@@ -10,12 +10,18 @@ ScoringService.backfill_sync under the default rules: facts from the database in
 50,000, the rules vectorised with pandas, the scores written back, MQLs promoted. Prints leads
 per second and the split between reading facts, scoring and writing. Target: 1,000,000 leads in
 under 20 s on this machine.
+
+Each run scores a fresh copy of the built file (``<db>.run``), so every run starts from the same
+never-scored leads and promotes the same MQLs: a run on the file a previous run had scored
+would promote none and rewrite rows of the same size, which is not the work a first backfill
+does.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sqlite3
 import sys
 import time
@@ -92,7 +98,13 @@ def main() -> int:
         t = time.perf_counter()
         build(path, args.leads, args.seed)
         print(f"fixture: {args.leads:,} leads built in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-    config = load_config(environ={"CALLTRACK_DATABASE_URL": f"sqlite:///{path}", "CALLTRACK_LOGGING_FORMAT": "text"})
+    run_path = path.with_name(path.name + ".run")
+    for stale in (run_path, path.with_name(run_path.name + "-wal"), path.with_name(run_path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(path, run_path)
+    config = load_config(environ={"CALLTRACK_DATABASE_URL": f"sqlite:///{run_path}", "CALLTRACK_LOGGING_FORMAT": "text"})
     app = build_app(config, reactor=None, engine=create_engine(config.database.url), synchronous_db=True)
 
     split = {"facts": 0.0, "score": 0.0, "write": 0.0}
@@ -107,12 +119,14 @@ def main() -> int:
         return wrapper
 
     scoring_store.lead_facts_txn = timed("facts", scoring_store.lead_facts_txn)
-    scoring_service.score_rows = timed("score", scoring_service.score_rows)
+    scoring_service.score_facts = timed("score", scoring_service.score_facts)
     scoring_store.apply_scores_txn = timed("write", scoring_store.apply_scores_txn)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     version, scored, promoted = app.scoring.backfill_sync(1, now=START + 10**7)
-    elapsed = time.perf_counter() - t
-    print(f"backfill: {scored:,} leads scored in {elapsed:.1f} s = {scored / elapsed:,.0f} leads/s "
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
+    # CPU seconds beside the wall-clock ones: on a shared machine the gap is time spent waiting
+    # for a core (or for the disk).
+    print(f"backfill: {scored:,} leads scored in {elapsed:.1f} s = {scored / elapsed:,.0f} leads/s, {cpu:.1f} s of CPU "
           f"(facts {split['facts']:.1f} s, scoring {split['score']:.1f} s, writing {split['write']:.1f} s); "
           f"{promoted:,} promoted to MQL; target: 1,000,000 in under 20 s → {'met' if elapsed < 20 * scored / 1_000_000 else 'NOT met'}")
     return 0

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calltrack.scoring.rules import DEFAULT_RULES, InvalidRules, parse_rules, score
+from calltrack.scoring.rules import DEFAULT_RULES, FACT_COLUMNS, InvalidRules, needed_facts, parse_rules, score
 
 MONDAY_10AM_NY = 1767571200.0 + 15 * 3600  # 2026-01-05 15:00Z = 10:00 on a Monday in New York
 
@@ -88,3 +88,31 @@ def test_scoring_is_deterministic_and_thresholds_monotone(rows, warm, spread) ->
     temps = [order[t] for t in ranked["temperature"]]
     assert temps == sorted(temps)  # a higher score is never a colder lead
     assert (first["mql"] == (first["score"] >= warm + spread)).all()
+
+
+conditions = st.fixed_dictionaries({}, optional={
+    "answered": st.booleans(), "first_time_caller": st.booleans(), "business_hours": st.booleans(), "pricing_page": st.booleans(),
+    "min_duration": st.integers(0, 400), "min_pages": st.integers(0, 5), "min_touchpoints": st.integers(0, 5),
+    "kind": st.sampled_from(["call", "form"]), "channel": st.just(["direct", "email"]), "campaign": st.just("enterprise"),
+    "form_type": st.just("estimate"), "source": st.just("google"), "medium": st.just("cpc"), "tracking_number": st.just("+14155550100"),
+    "fields_present": st.lists(st.sampled_from(["phone", "email", "name", "company", "message"]), min_size=1, max_size=3),
+})
+rule_items = st.fixed_dictionaries(
+    {"when": conditions, "points": st.integers(1, 50)}, optional={"per": st.just("touchpoint"), "flag": st.sampled_from(["a", "b"])}
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(fact_rows, min_size=1, max_size=20), st.lists(rule_items, min_size=1, max_size=6))
+def test_the_facts_rules_need_are_all_they_read(rows, items) -> None:
+    frame = pd.DataFrame(rows, index=range(1, len(rows) + 1))
+    rules = parse_rules({"rules": items})
+    needed = needed_facts(rules)
+    assert needed <= set(FACT_COLUMNS)
+    only_needed = score(frame[sorted(needed)], rules, timezone="Europe/Berlin")  # a fact not named would raise KeyError
+    assert only_needed.equals(score(frame, rules, timezone="Europe/Berlin"))
+
+
+def test_the_default_rules_need_eight_facts() -> None:
+    assert needed_facts(parse_rules(DEFAULT_RULES)) == {
+        "answered", "duration", "first_time_caller", "kind", "created_at", "pricing_page", "has_phone", "touchpoints"}
