@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
+import pytest
+
+from calltrack.scoring import store
 from tests.conftest import make_tenant
 from tests.numbers.helpers import rows, visit
 from tests.telephony.helpers import STATIC_NUMBER, child_status, setup_phones, twilio_post, voice_params
@@ -88,3 +92,27 @@ def test_scoring_backfill_cli(cli, tmp_path: Path) -> None:  # noqa: F811
     assert (result["version"], result["scored"], result["promoted"]) == (1, 3, 2)  # 70 s and 90 s talks: 110 points
     shown = json.loads(cli("--json", "scoring", "show"))
     assert shown["version"] == 1 and shown["rules"]["thresholds"]["mql"] == 100
+
+
+def test_the_backfill_leaves_the_garbage_collector_as_it_found_it(app, http, tenant, monkeypatch) -> None:
+    http.request("POST", "/v1/forms", json_body={"site": tenant.site.site_key, "vid": "v1", "sid": "s-v1", "fields": {"phone": "415 555 0199"}},
+                 headers={"Origin": "https://acme.example"})
+    assert gc.isenabled()
+    assert app.scoring.backfill_sync(tenant.account.id, now=0.0) == (0, 1, 0)
+    assert gc.isenabled()
+    assert rows(app, "SELECT score FROM leads")[0][0] == 40  # a form with a phone, at 19:00 in New York (out of hours)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(store, "lead_facts_txn", fails)
+    with pytest.raises(RuntimeError):
+        app.scoring.backfill_sync(tenant.account.id, now=0.0)
+    assert gc.isenabled()  # re-enabled on the way out of a failed run too
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError):
+            app.scoring.backfill_sync(tenant.account.id, now=0.0)
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
