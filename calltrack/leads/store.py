@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from calltrack.db.schema import accounts, calls, contact_visitors, contacts, form_submissions, lead_events, leads
+from calltrack.db.schema import accounts, calls, contact_visitors, contacts, form_submissions, lead_events, lead_webhooks, leads, owners
 from calltrack.db.statements import insert_ignoring_conflicts
 from calltrack.leads import outbox_store, owner_store
 from calltrack.numbers import store as numbers_store
@@ -312,9 +312,14 @@ def attach_to_lead_txn(
     )
     lead_id = _NEW_LEAD.scalar(conn, row)
     if spam_reason is None:
-        facts = {k: row[k] for k in ("channel", "source", "medium", "campaign", "kind", "form_type")} | {"region": region, "country": country}
-        owner_store.assign_owner_txn(conn, account_id, int(lead_id), facts, at)
-        outbox_store.lead_created_txn(conn, account_id, int(lead_id), at)  # a CRM wants no spam
+        follow_ups = _FOLLOW_UPS.first(conn, {"account_id": account_id})
+        assert follow_ups is not None  # a select of two EXISTS always has its row
+        has_managers, has_webhooks = follow_ups
+        if has_managers:
+            facts = {k: row[k] for k in ("channel", "source", "medium", "campaign", "kind", "form_type")} | {"region": region, "country": country}
+            owner_store.assign_owner_txn(conn, account_id, int(lead_id), facts, at)
+        if has_webhooks:
+            outbox_store.lead_created_txn(conn, account_id, int(lead_id), at)  # a CRM wants no spam
     return LeadLink(contact_id, int(lead_id), True)
 
 
@@ -342,6 +347,15 @@ _NEW_LEAD_COLUMNS = (
     "touches",
 )
 _NEW_LEAD = DriverStatement(leads.insert().returning(leads.c.id), column_keys=_NEW_LEAD_COLUMNS)
+# Whether the account has an active manager, and an active lead webhook, at all. Many have
+# neither; then assigning an owner and queueing lead.created (each a few statements run by
+# SQLAlchemy) would do nothing, and this one cheap statement stands for both.
+_FOLLOW_UPS = DriverStatement(
+    sa.select(
+        sa.exists().where(owners.c.account_id == sa.bindparam("account_id"), owners.c.active.is_(True)),
+        sa.exists().where(lead_webhooks.c.account_id == sa.bindparam("account_id"), lead_webhooks.c.active.is_(True)),
+    )
+)
 
 
 _ADOPT_INTEREST = DriverStatement(

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
@@ -69,7 +70,11 @@ def compute_signature(url: str, params: Params, token: str) -> str:
     """
     parts = [url]
     for name in sorted(params):
-        for value in sorted(set(_values(params[name]))):
+        values = _values(params[name])
+        if len(values) == 1:  # the usual case: nothing to sort or make unique
+            parts.append(name + values[0])
+            continue
+        for value in sorted(set(values)):
             parts.append(name + value)
     mac = hmac.new(token.encode("utf-8"), "".join(parts).encode("utf-8"), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode("ascii")
@@ -116,23 +121,25 @@ def verify_signature(
         raise BadSignature("X-Twilio-Signature does not match")
 
 
-def _url_variants(url: str) -> list[str]:
-    """The URL as given, plus the same URL with its default port added or removed."""
+@lru_cache(maxsize=256)
+def _url_variants(url: str) -> tuple[str, ...]:
+    """The URL as given, plus the same URL with its default port added or removed (cached:
+    a server signs few distinct URLs, one per webhook path)."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return [url]
+        return (url,)
     default = _DEFAULT_PORTS.get(parts.scheme.lower())
     if default is None:
-        return [url]
+        return (url,)
     if port is None:
         other = parts._replace(netloc=f"{parts.netloc}:{default}")
     elif port == default:
         other = parts._replace(netloc=parts.netloc.rpartition(":")[0])
     else:
-        return [url]
-    return [url, other.geturl()]
+        return (url,)
+    return (url, other.geturl())
 
 
 # --- webhooks --------------------------------------------------------------------------------
@@ -273,12 +280,12 @@ class _Form:
     def __init__(self, params: Params) -> None:
         if len(params) > MAX_PARAMS:
             raise InvalidEvent(f"at most {MAX_PARAMS} parameters")
-        self._params: dict[str, list[str]] = {}
+        self._params: dict[str, Sequence[str]] = {}
         for name, raw in params.items():
             values = _values(raw)
-            if len(name) > MAX_URL or len(values) > MAX_PARAMS or any(len(v) > MAX_URL for v in values):
+            if len(name) > MAX_URL or len(values) > MAX_PARAMS or (max(map(len, values)) if values else 0) > MAX_URL:
                 raise InvalidEvent(f"parameter values must be at most {MAX_URL} characters")
-            self._params[name] = list(values)
+            self._params[name] = values  # read only
 
 
     def get(self, name: str) -> str | None:
@@ -346,6 +353,7 @@ def _rfc2822(value: str | None) -> float | None:
 # --- TwiML ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def dial_twiml(
     forward_to: str,
     *,
@@ -355,7 +363,9 @@ def dial_twiml(
     timeout: int = 30,
     caller_id: str | None = None,
 ) -> bytes:
-    """Forward the call to the advertiser's number.
+    """Forward the call to the advertiser's number (cached: the same few targets and
+    callbacks come back call after call, and building the XML costs more than the rest of the
+    answer).
 
     ``answerOnBridge`` keeps the caller hearing ringing (and the call unanswered, so unbilled
     and "no-answer" if nobody picks up) until the advertiser answers. ``callerId`` is left out
@@ -380,6 +390,7 @@ def dial_twiml(
     return _render(response)
 
 
+@lru_cache(maxsize=1)
 def reject_twiml() -> bytes:
     """Refuse the call unanswered (a blocklisted caller hears busy and costs nothing)."""
     response = ET.Element("Response")
@@ -387,6 +398,7 @@ def reject_twiml() -> bytes:
     return _render(response)
 
 
+@lru_cache(maxsize=64)
 def hangup_twiml(message: str) -> bytes:
     """Say why we cannot connect the call (e.g. an unassigned number), then hang up."""
     response = ET.Element("Response")
@@ -395,6 +407,7 @@ def hangup_twiml(message: str) -> bytes:
     return _render(response)
 
 
+@lru_cache(maxsize=1)
 def empty_twiml() -> bytes:
     """Nothing to do: the answer to a Dial action or any callback that expects TwiML."""
     return _render(ET.Element("Response"))
