@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from calltrack.scoring import store
-from tests.conftest import make_tenant
+from tests.conftest import START, make_tenant
 from tests.numbers.helpers import rows, visit
 from tests.telephony.helpers import STATIC_NUMBER, child_status, setup_phones, twilio_post, voice_params
 
@@ -98,9 +98,10 @@ def test_the_backfill_leaves_the_garbage_collector_as_it_found_it(app, http, ten
     http.request("POST", "/v1/forms", json_body={"site": tenant.site.site_key, "vid": "v1", "sid": "s-v1", "fields": {"phone": "415 555 0199"}},
                  headers={"Origin": "https://acme.example"})
     assert gc.isenabled()
-    assert app.scoring.backfill_sync(tenant.account.id, now=0.0) == (0, 1, 0)
+    assert app.scoring.backfill_sync(tenant.account.id, now=START + 0.25) == (0, 1, 0)
     assert gc.isenabled()
-    assert rows(app, "SELECT score FROM leads")[0][0] == 40  # a form with a phone, at 19:00 in New York (out of hours)
+    # a form with a phone, at 19:00 in New York (out of hours); no flag is NULL, not ''
+    assert tuple(rows(app, "SELECT score, temperature, score_flags, scored_version, scored_at FROM leads")[0]) == (40, "warm", None, 0, START + 0.25)
 
     def fails(*args, **kwargs):
         raise RuntimeError("database gone")
