@@ -78,11 +78,10 @@ class PublicSiteGate:
             raise ApiError(404, "unknown_site", "no site has this site key")
         origin = request.getHeader("origin")
         page_origin = origin
-        amp_source = query_params(request).get("__amp_source_origin")
-        if amp_source and (host_of(origin) or "").endswith(".cdn.ampproject.org"):
+        if origin is not None and (host_of(origin) or "").endswith(".cdn.ampproject.org"):
             # An AMP page served from Google's AMP cache: the page's own origin is the one
             # AMP names; it must be allowed, and the cache's Origin is echoed for CORS.
-            page_origin = amp_source
+            page_origin = query_params(request).get("__amp_source_origin") or origin
         host = host_of(page_origin) or host_of(page_url if isinstance(page_url, str) else None) or host_of(request.getHeader("referer"))
         if host is not None and not host_allowed(host, ctx.site.allowed_domains):
             raise ApiError(403, "domain_not_allowed", f"{host} is not one of this site's allowed domains")
@@ -142,7 +141,7 @@ class NumberResources:
         if str(p.get("consent", "")).lower() in ("0", "false", "no"):
             answer = self._numbers.anonymous_number(ctx, visit, bot=bot)
         else:
-            answer = await self._numbers.number_for_visit(ctx, visit, bot=bot, may_lease=self._gate.may_lease(request))
+            answer = await self._numbers.number_for_visit(ctx, visit, bot=bot, may_lease=lambda: self._gate.may_lease(request))
             if answer.outcome == "leased":
                 self._gate.leased(request)
         # AMP's amp-call-tracking asks with __amp_source_origin and wants it echoed back.

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from calltrack.clock import Clock
 from calltrack.compute import ComputePool
 from calltrack.config import NumbersConfig
 from calltrack.db.pool import DBPool
+from calltrack.metrics import ReactorCounter
 from calltrack.numbers import sizing, store
 from calltrack.numbers.channels import CLICK_IDS, UTM_FIELDS, derive_channel, referrer_host
 from calltrack.numbers.rules import PoolRules, VisitFacts, choose_pool, choose_static
@@ -97,7 +99,9 @@ class _Held:
     pool_id: int
     db_expires_at: float
     confirmed_at: float
-    sig: str
+    # Where the visitor's last request said it came from (touch_of): a request that says the
+    # same brings no new touchpoint, and is answered from here.
+    touch: tuple[Any, ...]
     hold_seconds: int
     # How long this memory may answer without the database: the renewal interval, but never
     # longer than the pool's cool-down (a pool made when the interval was shorter).
@@ -127,9 +131,8 @@ def touch_signature(sid: str, visit: Visit, referrer_domain: str) -> str:
 
 class NumberMetrics:
     def __init__(self, registry: CollectorRegistry, db: DBPool) -> None:
-        self.requests = Counter(
-            "calltrack_number_requests", "Number requests by outcome", ["outcome"], registry=registry
-        )
+        # Counted on the reactor thread, once per request: no lock (calltrack/metrics.py).
+        self.requests = ReactorCounter("calltrack_number_requests", "Number requests by outcome", ["outcome"], registry=registry)
         self.exhausted = Counter(
             "calltrack_pool_exhaustions", "Visitors who found their pool without a free number", ["pool_id"], registry=registry
         )
@@ -137,17 +140,12 @@ class NumberMetrics:
         self.open_leases = Gauge(
             "calltrack_leases_open", "Leases holding a number, all processes (as of this process's last sweep)", registry=registry
         )
-        self._by_outcome: dict[str, Any] = {}
         depth = Gauge("calltrack_db_queue_depth", "Writes waiting for group commit", registry=registry)
         depth.set_function(db.queue_depth)
 
 
     def count(self, outcome: str) -> None:
-        # Bound children are kept: labels() costs a lock and a dict build on every request.
-        child = self._by_outcome.get(outcome)
-        if child is None:
-            child = self._by_outcome[outcome] = self.requests.labels(outcome)
-        child.inc()
+        self.requests.inc(outcome)
 
 
 class NumbersService:
@@ -256,11 +254,14 @@ class NumbersService:
     def _trust_seconds(self) -> float:
         return self._config.renew_write_interval_seconds
 
-    async def number_for_visit(self, ctx: SiteContext, visit: Visit, *, bot: bool, may_lease: bool = True) -> NumberAnswer:
+    async def number_for_visit(
+        self, ctx: SiteContext, visit: Visit, *, bot: bool, may_lease: Callable[[], bool] = lambda: True
+    ) -> NumberAnswer:
         """Choose the number a visitor sees, leasing a pool number when a pool serves them.
 
-        ``may_lease=False``: keep and renew the visitor's lease but take no new number (the
-        caller's address is over its new-lease rate).
+        ``may_lease() == False``: keep and renew the visitor's lease but take no new number (the
+        caller's address is over its new-lease rate). Asked only when the database is asked:
+        a visitor answered from memory takes no number.
         """
         site = ctx.site
         if bot:
@@ -273,14 +274,15 @@ class NumbersService:
         ref_host = referrer_host(visit.referrer)
         if _is_own(ref_host, ctx.own_host):
             ref_host = ""  # moving inside the site is not a source
-        sig = touch_signature(sid, visit, ref_host)
+        touch_key = (sid, ref_host, visit.tags, visit.click_ids)
         key = (site.id, vid)
         held = self._held.get(key)
-        if held is not None and held.sig == sig and now - held.confirmed_at < held.trust_seconds and now < held.db_expires_at:
+        if held is not None and held.touch == touch_key and now - held.confirmed_at < held.trust_seconds and now < held.db_expires_at:
             self._held.move_to_end(key)
             self._metrics.count("cached")
             return NumberAnswer(held.e164, held.hold_seconds, vid, sid, "cached")
 
+        sig = touch_signature(sid, visit, ref_host)
         tags = dict(visit.tags)
         clicks = dict(visit.click_ids)
         facts = _facts(ctx, visit, ref_host)
@@ -303,9 +305,9 @@ class NumbersService:
         for f in CLICK_IDS:
             touch[f] = clicks.get(f)
         out = await self._db.run_batched(
-            self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool, allocate=may_lease, new_visitor=new_visitor)
+            self._visits, VisitIn(site.account_id, site.id, vid, sid, now, touch, pool, allocate=may_lease(), new_visitor=new_visitor)
         )
-        return self._answer(ctx, key, out, vid, sid, sig, pool)
+        return self._answer(ctx, key, out, vid, sid, touch_key, pool)
 
     def anonymous_number(self, ctx: SiteContext, visit: Visit, *, bot: bool) -> NumberAnswer:
         """For a visitor who has not consented to be tracked: no visitor id, nothing stored,
@@ -331,19 +333,19 @@ class NumbersService:
         out = await self._db.run_batched(
             self._visits, VisitIn(ctx.site.account_id, ctx.site.id, vid, sid or "", now, None, None, allocate=False)
         )
-        sig = held.sig if held is not None else ""
+        touch_key = held.touch if held is not None else ()
         pool = next((p for p in ctx.pools if p.id == out.pool_id), None)
-        return self._answer(ctx, key, out, vid, sid, sig, pool)
+        return self._answer(ctx, key, out, vid, sid, touch_key, pool)
 
     def _answer(
-        self, ctx: SiteContext, key: tuple[int, str], out: VisitOut, vid: str, sid: str | None, sig: str, pool: Pool | None
+        self, ctx: SiteContext, key: tuple[int, str], out: VisitOut, vid: str, sid: str | None, touch_key: tuple[Any, ...], pool: Pool | None
     ) -> NumberAnswer:
         self._metrics.count(out.outcome)
         if out.outcome in ("leased", "renewed"):
             assert out.e164 is not None and out.lease_id is not None and out.expires_at is not None
             hold = pool.hold_seconds if pool is not None else self._config.default_hold_seconds
             self._held[key] = _Held(
-                out.e164, out.lease_id, out.pool_id or 0, out.expires_at, self._clock.seconds(), sig, hold,
+                out.e164, out.lease_id, out.pool_id or 0, out.expires_at, self._clock.seconds(), touch_key, hold,
                 min(self._trust_seconds(), pool.cooldown_seconds if pool is not None else 0),
             )
             self._held.move_to_end(key)
@@ -501,10 +503,16 @@ def _load_site_txn(conn: Any, site_key: str) -> tuple[Site, list[Pool], list[sto
     return site, store.active_pools_for_site_txn(conn, site.id), statics
 
 
+_TAG_NAMES = frozenset(UTM_FIELDS + CLICK_IDS)
+
+
 def clean_visit(params: dict[str, Any]) -> Visit:
     """Build a Visit from request parameters: tags and ids cut to their column sizes."""
-    tags = tuple((f, v) for f in UTM_FIELDS if (v := clean_text(params.get(f), TAG_MAX)))
-    clicks = tuple((f, v) for f in CLICK_IDS if (v := clean_text(params.get(f), TAG_MAX)))
+    tags: tuple[tuple[str, str], ...] = ()
+    clicks: tuple[tuple[str, str], ...] = ()
+    if not _TAG_NAMES.isdisjoint(params):  # most requests carry none of them
+        tags = tuple((f, v) for f in UTM_FIELDS if (v := clean_text(params.get(f), TAG_MAX)))
+        clicks = tuple((f, v) for f in CLICK_IDS if (v := clean_text(params.get(f), TAG_MAX)))
     return Visit(
         vid=params.get("vid") or None,
         sid=params.get("sid") or None,

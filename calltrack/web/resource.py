@@ -11,25 +11,29 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from calltrack.metrics import ReactorCounter, ReactorHistogram
 from calltrack.web.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
 # Secrets that can sit in a path (a report link's token; a key pasted into a URL by mistake):
 # a logged path keeps their prefix only.
+# One encoder for every answer: json.dumps with options builds a new encoder on each call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_LITERAL_PATH = re.compile(r"[A-Za-z0-9_/\-]+")
 _SECRET_IN_PATH = re.compile(r"\b(rpt|ctk|whsec)_[A-Za-z0-9_\-]+")
 
 
@@ -59,26 +63,23 @@ class Route:
 
 
 class HttpMetrics:
+    """Requests and latency per route; updated on the reactor thread only (``_finish``)."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
+        self.requests = ReactorCounter(
             "calltrack_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=registry
         )
-        self.latency = Histogram(
+        self.latency = ReactorHistogram(
             "calltrack_http_request_duration_seconds",
             "Time from request to response",
             ["route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
             registry=registry,
         )
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, elapsed: float) -> None:
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
-        children[0].inc()
-        children[1].observe(elapsed)
+        self.requests.inc(route, method, str(status))
+        self.latency.observe(elapsed, route)
 
 
 class LimitedRequest(Request):
@@ -120,31 +121,46 @@ class Router(Resource):
         self.max_body_bytes = max_body_bytes
         self.in_flight = 0
         self._routes: list[Route] = []
+        self._literal: dict[str, dict[str, Route]] = {}  # path -> method -> route
         self._metrics = metrics
         self._access_log = access_log
 
     def add(self, method: str, pattern: str, handler: Handler, *, name: str | None = None) -> None:
         """Register ``handler`` for ``method`` on ``pattern`` (a regex with named groups)."""
-        self._routes.append(Route(method, re.compile("^" + pattern + "$"), handler, name or pattern))
+        route = Route(method, re.compile("^" + pattern + "$"), handler, name or pattern)
+        if _LITERAL_PATH.fullmatch(pattern) and not any(r.regex.match(pattern) for r in self._routes):
+            # A path without groups is found by a dict lookup, not by trying every pattern in
+            # turn; unless an earlier pattern matches it too (the first match wins), which
+            # leaves it to the scan.
+            self._literal.setdefault(pattern, {}).setdefault(method, route)
+        self._routes.append(route)
 
     def routes(self) -> list[Route]:
         return list(self._routes)
 
-    def render(self, request: Request) -> int:  # type: ignore[override]
-        started = time.perf_counter()
-        path = request.path.decode("utf-8", "replace")
-        method = request.method.decode("ascii", "replace")
+    def _match(self, path: str, method: str) -> tuple[Route | None, dict[str, str], list[str]]:
+        """The route for ``(method, path)`` and its path parameters; else the methods the path
+        allows (for a 405)."""
+        by_method = self._literal.get(path)
+        if by_method is not None:
+            route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
+            if route is not None:
+                return route, {}, []
         allowed: list[str] = []
-        route: Route | None = None
-        params: dict[str, str] = {}
         for r in self._routes:
             m = r.regex.match(path)
             if m is None:
                 continue
             if r.method == method or (method == "HEAD" and r.method == "GET"):
-                route, params = r, m.groupdict()
-                break
+                return r, m.groupdict(), []
             allowed.append(r.method)
+        return None, {}, allowed
+
+    def render(self, request: Request) -> int:  # type: ignore[override]
+        started = time.perf_counter()
+        path = request.path.decode("utf-8", "replace")
+        method = request.method.decode("ascii", "replace")
+        route, params, allowed = self._match(path, method)
         if route is None:
             if allowed:
                 err = ApiError(405, "method_not_allowed", f"{method} is not allowed here", details={"allowed": sorted(set(allowed))})
@@ -154,10 +170,38 @@ class Router(Resource):
             self._finish(request, _error_response(err), "unmatched", method, started)
             return NOT_DONE_YET
         self.in_flight += 1
-        d = defer.ensureDeferred(self._call(route, request, params))
-        d.addCallback(lambda resp: self._finish(request, resp, route.name, method, started))
-        d.addErrback(self._unexpected, request)
+        self._step(self._call(route, request, params), request, route.name, method, started)
         return NOT_DONE_YET
+
+    def _step(self, coro: Coroutine[Any, Any, Response], request: Request, route: str, method: str, started: float) -> None:
+        """Run the handler's coroutine until it waits or ends.
+
+        What ``defer.ensureDeferred`` does, without a Deferred per request: most number
+        requests are answered from memory without ever waiting, and on that path Twisted's
+        coroutine machinery cost more than the rest of the router. A coroutine that waits
+        yields the Deferred it waits for (``Deferred.__await__``), and is resumed from that
+        Deferred's callback, where awaiting it gives its result (as in Twisted's own
+        ``_inlineCallbacks``).
+        """
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            try:
+                self._finish(request, done.value, route, method, started)
+            except Exception:
+                self._unexpected(Failure(), request)
+            return
+        except BaseException:
+            self._unexpected(Failure(), request)
+            return
+        if not isinstance(waiting, defer.Deferred):
+            coro.close()
+            self._unexpected(Failure(TypeError(f"a handler may only await Deferreds, not {waiting!r}")), request)
+            return
+        waiting.addBoth(self._resume, coro, request, route, method, started)
+
+    def _resume(self, _result: object, coro: Coroutine[Any, Any, Response], request: Request, route: str, method: str, started: float) -> None:
+        self._step(coro, request, route, method, started)
 
     async def _call(self, route: Route, request: Request, params: dict[str, str]) -> Response:
         try:
@@ -186,7 +230,7 @@ class Router(Resource):
         elif resp.body is None:
             body = b""
         else:
-            body = json.dumps(resp.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            body = _encode_json(resp.body).encode("utf-8")
         if resp.status != 204:
             request.setHeader(b"content-type", resp.content_type.encode("ascii"))
             # Known length: one write, no chunked transfer encoding.
