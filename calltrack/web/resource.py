@@ -170,21 +170,26 @@ class Router(Resource):
             self._finish(request, _error_response(err), "unmatched", method, started)
             return NOT_DONE_YET
         self.in_flight += 1
-        self._step(self._call(route, request, params), request, route.name, method, started)
+        self._step(None, self._call(route, request, params), request, route.name, method, started)
         return NOT_DONE_YET
 
-    def _step(self, coro: Coroutine[Any, Any, Response], request: Request, route: str, method: str, started: float) -> None:
+    def _step(
+        self, result: object, coro: Coroutine[Any, Any, Response], request: Request, route: str, method: str, started: float
+    ) -> None:
         """Run the handler's coroutine until it waits or ends.
 
         What ``defer.ensureDeferred`` does, without a Deferred per request: most number
         requests are answered from memory without ever waiting, and on that path Twisted's
         coroutine machinery cost more than the rest of the router. A coroutine that waits
         yields the Deferred it waits for (``Deferred.__await__``), and is resumed from that
-        Deferred's callback, where awaiting it gives its result (as in Twisted's own
-        ``_inlineCallbacks``).
+        Deferred's callback with its result, or with its failure thrown in (as Twisted's own
+        ``_inlineCallbacks`` does: the failure is handled there, not left in the Deferred).
         """
         try:
-            waiting = coro.send(None)
+            if isinstance(result, Failure):
+                waiting = result.throwExceptionIntoGenerator(coro)  # type: ignore[arg-type]
+            else:
+                waiting = coro.send(result)
         except StopIteration as done:
             try:
                 self._finish(request, done.value, route, method, started)
@@ -198,10 +203,7 @@ class Router(Resource):
             coro.close()
             self._unexpected(Failure(TypeError(f"a handler may only await Deferreds, not {waiting!r}")), request)
             return
-        waiting.addBoth(self._resume, coro, request, route, method, started)
-
-    def _resume(self, _result: object, coro: Coroutine[Any, Any, Response], request: Request, route: str, method: str, started: float) -> None:
-        self._step(coro, request, route, method, started)
+        waiting.addBoth(self._step, coro, request, route, method, started)
 
     async def _call(self, route: Route, request: Request, params: dict[str, str]) -> Response:
         try:
