@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,14 @@ from calltrack.scoring.stages import RESPONDED_STAGES, TRANSITIONS, InvalidOutco
 
 
 # -- statements run on the driver's own cursor ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    pick: Callable[[dict[str, Any]], tuple[Any, ...]] | None  # positional drivers: the values in order
+    defaults: dict[str, Any]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
 
 
 class DriverStatement:
@@ -40,30 +49,40 @@ class DriverStatement:
     def __init__(self, stmt: Any, column_keys: Sequence[str] | None = None) -> None:
         self._stmt = stmt
         self._column_keys = list(column_keys) if column_keys is not None else None
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any], tuple[tuple[str, Any], ...]]:
+    def _for(self, dialect: Any) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self._stmt.compile(dialect=dialect, column_keys=self._column_keys)
             if "POSTCOMPILE" in compiled.string:
                 raise TypeError("DriverStatement cannot run a statement with an expanding IN parameter")
             defaults = {k: v for k, v in compiled.construct_params(_check=False).items() if v is not None}
-            order = tuple(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
-            found = (compiled.string, order, defaults, tuple(compiled._bind_processors.items()))
+            order = list(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
+            # Positional drivers (SQLite) get a tuple in the statement's order, built in C.
+            pick = None if order is None else (lambda values, get=operator.itemgetter(*order): get(values)) if len(order) > 1 else (
+                (lambda values, name=order[0]: (values[name],)) if order else (lambda values: ())
+            )
+            found = _Compiled(compiled.string, pick, defaults, tuple(compiled._bind_processors.items()))
             self._compiled[dialect.name] = found
         return found
 
     def cursor(self, conn: Connection, params: dict[str, Any] | None = None) -> Any:
         """The driver's cursor, the statement executed; the caller reads and closes it."""
-        sql, order, defaults, processors = self._for(conn.dialect)
-        values = {**defaults, **params} if params else dict(defaults)
-        for name, process in processors:
-            if name in values:
-                values[name] = process(values[name])
+        c = self._compiled.get(conn.dialect.name) or self._for(conn.dialect)
+        if c.defaults:
+            values = {**c.defaults, **params} if params else dict(c.defaults)
+        else:
+            values = params if params is not None else {}
+        if c.processors:
+            if values is params:
+                values = dict(params)  # the caller's dict stays as it was
+            for name, process in c.processors:
+                if name in values:
+                    values[name] = process(values[name])
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(sql, values if order is None else tuple(values[n] for n in order))
+            cursor.execute(c.sql, values if c.pick is None else c.pick(values))
         except BaseException:
             cursor.close()
             raise

@@ -51,9 +51,13 @@ class TelephonyMetrics:
             ["provider", "outcome"],
             registry=registry,
         )
+        self._children: dict[tuple[str, str], Any] = {}
 
     def count(self, provider: str, outcome: str) -> None:
-        self.deliveries.labels(provider, outcome).inc()
+        child = self._children.get((provider, outcome))
+        if child is None:  # labels() looks the child up under a lock: once per pair is enough
+            child = self._children[(provider, outcome)] = self.deliveries.labels(provider, outcome)
+        child.inc()
 
 
 class TelephonyService:

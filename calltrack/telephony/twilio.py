@@ -76,8 +76,7 @@ def compute_signature(url: str, params: Params, token: str) -> str:
             continue
         for value in sorted(set(values)):
             parts.append(name + value)
-    mac = hmac.new(token.encode("utf-8"), "".join(parts).encode("utf-8"), hashlib.sha1)
-    return base64.b64encode(mac.digest()).decode("ascii")
+    return base64.b64encode(hmac.digest(token.encode("utf-8"), "".join(parts).encode("utf-8"), "sha1")).decode("ascii")
 
 
 def verify_signature(
