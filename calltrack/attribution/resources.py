@@ -17,6 +17,7 @@ from twisted.web.server import Request
 
 from calltrack import attribution
 from calltrack.accounts.service import AccountsService
+from calltrack.attribution import shapley
 from calltrack.attribution.service import LEVELS, AttributionService, Query
 from calltrack.attribution.store import STAGES
 from calltrack.clock import Clock
@@ -33,7 +34,8 @@ _FLOAT_OPTIONS = {"half_life_days": (0.01, 3650.0), "first": (0.0, 1.0), "last":
 
 def read_query(q: dict[str, Any], now: float) -> Query:
     """The request's parameters as a Query, or ApiError(400) naming the first fault."""
-    names = [m.strip() for m in (q.get("model") or "").split(",") if m.strip()]
+    # A model named twice is computed once, and counts once against the limit.
+    names = list(dict.fromkeys(m.strip() for m in (q.get("model") or "").split(",") if m.strip()))
     if not names:
         raise ApiError(400, "missing_parameter", f"'model' is required: one or more of {', '.join(attribution.MODELS)}")
     unknown = [m for m in names if m not in attribution.MODELS]
@@ -69,14 +71,14 @@ def read_query(q: dict[str, Any], now: float) -> Query:
     if q.get("order"):
         options["order"] = params.integer(q.get("order"), "order", minimum=1, maximum=4)
     if q.get("variant"):
-        if q["variant"] not in ("simplified", "ordered"):
-            raise ApiError(400, "invalid_parameter", "'variant' must be simplified or ordered")
+        if q["variant"] not in shapley.VARIANTS:
+            raise ApiError(400, "invalid_parameter", f"'variant' must be one of {', '.join(shapley.VARIANTS)}")
         options["variant"] = q["variant"]
     ci = (q.get("ci") or "false").lower()
     if ci not in ("true", "false", "1", "0"):
         raise ApiError(400, "invalid_parameter", "'ci' must be true or false")
     return Query(
-        models=tuple(dict.fromkeys(names)), stage=stage, since=since, until=until, level=level,
+        models=tuple(names), stage=stage, since=since, until=until, level=level,
         lookback_days=params.integer(q.get("lookback_days"), "lookback_days", default=30, minimum=1, maximum=365),
         options=options, ci=ci in ("true", "1"),
         samples=params.integer(q.get("samples"), "samples", default=200, minimum=10, maximum=2000),

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from calltrack import attribution
 from tests.conftest import START, make_tenant
 from tests.leads.helpers import DAY, journeys
 from tests.numbers.helpers import rows
@@ -66,10 +67,19 @@ def test_bad_queries_and_other_tenants(app, http, tenant, clock) -> None:
         ("model=time_decay&half_life_days=-1", "half_life_days"), ("model=position_based&first=0.7&last=0.7", "at most 1"),
         ("model=markov&order=9", "order"), ("model=shapley&variant=fancy", "variant"), ("model=linear&format=xml", "format"),
         ("model=linear&ci=maybe", "'ci'"), ("model=linear&from=yesterday", "'from'"),
+        ("model=markov&ci=true&samples=abc", "'samples'"), ("model=markov&ci=true&samples=5", "'samples'"),
+        ("model=markov&seed=-1", "'seed'"), ("model=markov&seed=x", "'seed'"), ("model=linear&lookback_days=abc", "lookback_days"),
+        ("model=markov&order=abc", "'order'"), ("model=time_decay&half_life_days=abc", "must be a number"),
+        ("model=time_decay&half_life_days=inf", "half_life_days"), ("model=time_decay&half_life_days=nan", "half_life_days"),
     ):
         status, body, _ = http.request("GET", f"/v1/attribution?{query}", key=tenant.key)
         assert status == 400 and fault in body["error"]["message"], (query, body)
     assert http.request("GET", "/v1/attribution?model=linear")[0] == 401
+    # Every model at once, some named twice: each is computed once and counts once.
+    every = ",".join(list(attribution.MODELS) + ["linear", "markov"])
+    status, body, _ = http.request("GET", f"/v1/attribution?model={every}&stage=lead&{WINDOW}", key=tenant.key)
+    assert status == 200, body
+    assert [r["model"] for r in body["results"]] == list(attribution.MODELS)
     other = make_tenant(app, "Other Co", ("other.example",))
     status, body, _ = http.request("GET", f"/v1/attribution?model=linear&stage=lead&{WINDOW}", key=other.key)
     assert status == 200 and body["conversions"] == 0 and body["results"][0]["rows"] == [] and body["touches"] == 0
