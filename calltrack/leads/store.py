@@ -312,10 +312,14 @@ def attach_to_lead_txn(
     new_contact: bool = False,
     region: str | None = None,
     country: str | None = None,
+    follow_ups: dict[int, tuple[bool, bool]] | None = None,
 ) -> LeadLink:
     """Join the contact's open lead (last activity within ``repeat_window``, or a customer),
     or open a new one with this touch's source snapshot. A contact made in this very
-    transaction has no lead yet: ``new_contact`` skips the look-up."""
+    transaction has no lead yet: ``new_contact`` skips the look-up.
+
+    ``follow_ups``: a dict the caller keeps for one transaction (a batch of calls), in which
+    whether each account has an active manager and lead webhook is asked once, not per lead."""
     _lock(conn, "lead", contact_id)
     open_lead = None if new_contact else _OPEN_LEAD.scalar(conn, {"contact_id": contact_id, "since": at - repeat_window})
     if open_lead is not None:
@@ -331,9 +335,14 @@ def attach_to_lead_txn(
     )
     lead_id = _NEW_LEAD.scalar(conn, row)
     if spam_reason is None:
-        follow_ups = _FOLLOW_UPS.first(conn, {"account_id": account_id})
-        assert follow_ups is not None  # a select of two EXISTS always has its row
-        has_managers, has_webhooks = follow_ups
+        known = follow_ups.get(account_id) if follow_ups is not None else None
+        if known is None:
+            asked = _FOLLOW_UPS.first(conn, {"account_id": account_id})
+            assert asked is not None  # a select of two EXISTS always has its row
+            known = (bool(asked[0]), bool(asked[1]))
+            if follow_ups is not None:
+                follow_ups[account_id] = known
+        has_managers, has_webhooks = known
         if has_managers:
             facts = {k: row[k] for k in ("channel", "source", "medium", "campaign", "kind", "form_type")} | {"region": region, "country": country}
             owner_store.assign_owner_txn(conn, account_id, int(lead_id), facts, at)

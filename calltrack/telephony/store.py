@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
@@ -126,6 +127,10 @@ class Ingested:
     matched_now: bool = False
 
 
+# json.dumps with options builds an encoder per call; these are built once.
+_encode_payload = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_encode_explain = json.JSONEncoder(sort_keys=True).encode
+
 _DETAIL_COLUMNS = ("caller_name", "caller_city", "caller_region", "caller_country", "direction", "recording_url", "recording_duration")
 
 
@@ -149,17 +154,18 @@ def ingest_batch_txn(conn: Connection, deliveries: list[Delivery]) -> list[Inges
     in time order (the first opens the lead and sets its source). Two PostgreSQL batches that
     lock the same call rows in another order may deadlock; the loser is retried whole by
     DBPool (db/pool.py), and exactly-once holds either way."""
-    return [ingest_txn(conn, d) for d in deliveries]
+    follow_ups: dict[int, tuple[bool, bool]] = {}  # per account, asked once per batch (see attach_to_lead_txn)
+    return [ingest_txn(conn, d, follow_ups=follow_ups) for d in deliveries]
 
 
-def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
+def ingest_txn(conn: Connection, d: Delivery, *, follow_ups: dict[int, tuple[bool, bool]] | None = None) -> Ingested:
     ev = d.event
     row = _call_row(conn, d)
     event_id = _INSERT_EVENT.scalar(
         conn,
         dict(
             call_id=row["id"], event_ref=ev.event_ref, kind=ev.kind, status=ev.status, occurred_at=ev.occurred_at,
-            received_at=d.received_at, payload=json.dumps(ev.to_json(), ensure_ascii=False, sort_keys=True),
+            received_at=d.received_at, payload=_encode_payload(ev.to_json()),
         ),
     )
     if event_id is None:  # a retry or a duplicate: it changed nothing the first time round
@@ -181,7 +187,7 @@ def ingest_txn(conn: Connection, d: Delivery) -> Ingested:
         changes.update(match_changes)
         current.update(match_changes)
     if current["lead_id"] is None and current["match_method"] is not None:
-        changes.update(_to_lead(conn, d, current))
+        changes.update(_to_lead(conn, d, current, follow_ups))
         current.update(changes)
     if current["lead_id"] is not None and current["answered_at"] is not None and ("answered_at" in changes or "lead_id" in changes):
         leads_store.note_response_txn(conn, current["lead_id"], current["answered_at"])
@@ -286,9 +292,11 @@ def _merge(row: dict[str, Any], d: Delivery) -> dict[str, Any]:
 def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Tie the call to its source; also where it is forwarded, and whether it is spam."""
     at = call["started_at"]
-    known = _known_caller(conn, d.account_id, call["caller"])
     sources: dict[int, dict[str, Any]] = {}
-    dialled = _dialled(conn, d.account_id, call["tracking_number"]) if call["tracking_number"] else _Dialled(None)
+    if call["tracking_number"]:
+        dialled, known = _dialled_and_caller(conn, d.account_id, call["tracking_number"], call["caller"])
+    else:
+        dialled, known = _Dialled(None), _known_caller(conn, d.account_id, call["caller"])
     m: Match
     forward_to = dialled.forward_to
     if dialled.kind == "static" and dialled.number_id is not None:
@@ -324,7 +332,7 @@ def _match(conn: Connection, d: Delivery, call: dict[str, Any]) -> tuple[dict[st
         "vid": m.vid,
         "touchpoint_id": m.touchpoint_id,
         "forwarded_to": forward_to,
-        "explain": json.dumps(m.explain, sort_keys=True),
+        "explain": _encode_explain(m.explain),
         **source,
     }
     changes["contact_id"] = known.contact_id
@@ -356,28 +364,37 @@ class _Dialled:
 
 # The tracking number and its pool's few columns matching reads, in one statement, run on the
 # driver: a pool's rules are only parsed for an overflow number, which is not found here.
-_DIALLED = DriverStatement(
-    sa.select(
-        tracking_numbers.c.id, tracking_numbers.c.kind, tracking_numbers.c.forward_to, tracking_numbers.c.source,
-        tracking_numbers.c.medium, tracking_numbers.c.campaign, tracking_numbers.c.keyword, tracking_numbers.c.placement,
-        pools.c.id, pools.c.site_id, pools.c.cooldown_seconds,
-    )
+_DIALLED_COLUMNS = (
+    tracking_numbers.c.id, tracking_numbers.c.kind, tracking_numbers.c.forward_to, tracking_numbers.c.source,
+    tracking_numbers.c.medium, tracking_numbers.c.campaign, tracking_numbers.c.keyword, tracking_numbers.c.placement,
+    pools.c.id, pools.c.site_id, pools.c.cooldown_seconds,
+)
+_DIALLED_SELECT = (
+    sa.select(*_DIALLED_COLUMNS)
     .outerjoin(pools, pools.c.id == tracking_numbers.c.pool_id)
     .where(tracking_numbers.c.e164 == sa.bindparam("e164"), tracking_numbers.c.account_id == sa.bindparam("account_id"))
 )
+_DIALLED = DriverStatement(_DIALLED_SELECT)
 
 
 def _dialled(conn: Connection, account_id: int, e164: str) -> _Dialled:
     r = _DIALLED.first(conn, {"e164": e164, "account_id": account_id})
-    if r is not None:
-        number_id, kind, forward_to, source, medium, campaign, keyword, placement, pool_id, site_id, cooldown = r
-        if kind == "static":
-            tags = SimpleNamespace(source=source, medium=medium, campaign=campaign, keyword=keyword, placement=placement)
-            return _Dialled(kind, number_id, forward_to, static_source=_static_source(tags))
-        if kind == "pool" and pool_id is not None:
-            return _Dialled(kind, number_id, forward_to, pool_id, site_id, float(cooldown))
-        return _Dialled(kind, number_id, forward_to)
-    # Not one of the account's numbers: perhaps a pool's overflow number (rare; the long way).
+    return _dialled_number(r) if r is not None else _not_a_number(conn, account_id, e164)
+
+
+def _dialled_number(r: Sequence[Any]) -> _Dialled:
+    """A _Dialled from the columns of _DIALLED_COLUMNS."""
+    number_id, kind, forward_to, source, medium, campaign, keyword, placement, pool_id, site_id, cooldown = r
+    if kind == "static":
+        tags = SimpleNamespace(source=source, medium=medium, campaign=campaign, keyword=keyword, placement=placement)
+        return _Dialled(kind, number_id, forward_to, static_source=_static_source(tags))
+    if kind == "pool" and pool_id is not None:
+        return _Dialled(kind, number_id, forward_to, pool_id, site_id, float(cooldown))
+    return _Dialled(kind, number_id, forward_to)
+
+
+def _not_a_number(conn: Connection, account_id: int, e164: str) -> _Dialled:
+    """Not one of the account's numbers: perhaps a pool's overflow number (rare; the long way)."""
     overflow = numbers_store.dialled_number_txn(conn, account_id, e164)
     if overflow.kind == "overflow" and overflow.pool is not None:
         return _Dialled("overflow", pool_id=overflow.pool.id, site_id=overflow.pool.site_id, overflow_channel=_pool_channel(overflow.pool))
@@ -453,14 +470,30 @@ _OTHER_CALLERS_ON_LEASE = DriverStatement(
         calls.c.lease_id == sa.bindparam("lease_id"), calls.c.caller.is_not(None), calls.c.caller != sa.bindparam("caller")
     )
 )
-_KNOWN_CALLER = DriverStatement(
-    sa.select(
-        sa.select(sa.func.coalesce(contacts.c.merged_into, contacts.c.id))
-        .where(contacts.c.account_id == sa.bindparam("account_id"), contacts.c.phone == sa.bindparam("caller"))
-        .scalar_subquery(),
-        sa.exists().where(caller_blocklist.c.account_id == sa.bindparam("account_id"), caller_blocklist.c.phone == sa.bindparam("caller")),
-    )
+_KNOWN_CALLER_COLUMNS = (
+    sa.select(sa.func.coalesce(contacts.c.merged_into, contacts.c.id))
+    .where(contacts.c.account_id == sa.bindparam("account_id"), contacts.c.phone == sa.bindparam("caller"))
+    .scalar_subquery(),
+    sa.exists().where(caller_blocklist.c.account_id == sa.bindparam("account_id"), caller_blocklist.c.phone == sa.bindparam("caller")),
 )
+_KNOWN_CALLER = DriverStatement(sa.select(*_KNOWN_CALLER_COLUMNS))
+
+
+# The dialled number and what we know of the caller, in one statement (a call to one of our
+# numbers is the common case; for any other the two are asked apart).
+_DIALLED_AND_CALLER = DriverStatement(
+    sa.select(*_DIALLED_COLUMNS, *_KNOWN_CALLER_COLUMNS)
+    .outerjoin(pools, pools.c.id == tracking_numbers.c.pool_id)
+    .where(tracking_numbers.c.e164 == sa.bindparam("e164"), tracking_numbers.c.account_id == sa.bindparam("account_id"))
+)
+
+
+def _dialled_and_caller(conn: Connection, account_id: int, e164: str, caller: str | None) -> tuple[_Dialled, _Known]:
+    r = _DIALLED_AND_CALLER.first(conn, {"e164": e164, "account_id": account_id, "caller": caller})
+    if r is None:
+        return _not_a_number(conn, account_id, e164), _known_caller(conn, account_id, caller)
+    # With no caller the subqueries compare with NULL and find nothing: an unknown, unblocked caller.
+    return _dialled_number(r[: len(_DIALLED_COLUMNS)]), _Known(r[-2], bool(r[-1]))
 
 
 @lru_cache(maxsize=256)
@@ -512,7 +545,7 @@ def _site_forward_to(conn: Connection, account_id: int, site_id: int | None) -> 
 _INSERT_CONTACT = insert_or_nothing(contacts, ("account_id", "phone", "email", "name", "created_at", "updated_at"), returning="id")
 
 
-def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, Any]:
+def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any], follow_ups: dict[int, tuple[bool, bool]] | None = None) -> dict[str, Any]:
     """A call from a known person makes or joins their lead; a withheld caller whose visitor
     is already a known person joins that person's lead; otherwise it stays interest."""
     at = call["started_at"]
@@ -539,7 +572,7 @@ def _to_lead(conn: Connection, d: Delivery, call: dict[str, Any]) -> dict[str, A
     link = leads_store.attach_to_lead_txn(
         conn, d.account_id, contact_id, at=at, kind="call", repeat_window=d.rules.repeat_window,
         site_id=call["site_id"], snapshot=snapshot, spam_reason=call.get("spam_reason"), new_contact=new_contact,
-        region=call.get("caller_region"), country=call.get("caller_country"),
+        region=call.get("caller_region"), country=call.get("caller_country"), follow_ups=follow_ups,
     )
     if call["vid"] and call["site_id"] and call["caller"]:
         leads_store.link_visitor_txn(conn, contact_id, call["site_id"], call["vid"], at)

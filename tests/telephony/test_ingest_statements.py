@@ -16,7 +16,7 @@ from calltrack.leads.store import DriverStatement, insert_or_nothing
 from calltrack.numbers import store as numbers_store
 from calltrack.telephony import store
 from calltrack.telephony.resources import _form_parsed_by_twisted
-from tests.conftest import START
+from tests.conftest import START, resolve
 from tests.numbers.helpers import add_numbers, make_pool, visit
 from tests.telephony.helpers import STATIC_NUMBER, setup_phones
 
@@ -151,3 +151,64 @@ def test_voice_webhooks_read_the_form_twisted_parsed_and_fall_back_when_it_may_d
     assert status == 200 and len(reparsed) == 1
     with app.engine.connect() as conn:
         assert conn.execute(sa.select(calls.c.caller_name).where(calls.c.call_ref == "CA" + "2" * 32)).scalar_one() == "a;b"
+
+
+# -- one batch: the dialled number with the caller, follow-ups asked once ----------------------
+
+
+def _deliveries(app, tenant, calls_: list[tuple[str, str, str]]) -> list[store.Delivery]:
+    from calltrack.telephony import twilio
+
+    out = []
+    for call_sid, caller, to in calls_:
+        params = {"AccountSid": "AC1", "CallSid": call_sid, "From": caller, "To": to, "CallStatus": "ringing", "FromState": "CA"}
+        event = twilio.parse_voice({k: [v] for k, v in params.items()})
+        out.append(app.telephony.delivery(tenant.account.id, event, "US", START + len(out)))
+    return out
+
+
+def test_dialled_and_caller_in_one_statement_reads_as_the_two_apart(app, tenant):
+    setup_phones(app, tenant)
+    account_id = tenant.account.id
+    resolve(app.telephony.block_caller(account_id, "+14155550123", "robocaller"))
+    with app.engine.begin() as conn:
+        contact_id = insert_or_nothing(contacts, ("account_id", "phone", "created_at", "updated_at"), returning="id").scalar(
+            conn, {"account_id": account_id, "phone": "+14155550124", "created_at": 1.0, "updated_at": 1.0}
+        )
+        for e164 in (STATIC_NUMBER, "+14155550181"):  # one of ours; one that is not (asked apart)
+            for caller in ("+14155550123", "+14155550124", "+14155550125", None):
+                dialled, known = store._dialled_and_caller(conn, account_id, e164, caller)
+                assert dialled == store._dialled(conn, account_id, e164)
+                assert known == store._known_caller(conn, account_id, caller)
+                assert known.contact_id == (contact_id if caller == "+14155550124" else None)
+                assert known.blocked == (caller == "+14155550123")
+
+
+def test_a_batch_asks_for_managers_and_lead_webhooks_once_and_still_assigns_and_notifies(app, tenant, monkeypatch):
+    from calltrack.leads import store as leads_store
+
+    setup_phones(app, tenant)
+    account_id = tenant.account.id
+    resolve(app.owners.add(account_id, "Ann", None))
+    resolve(app.outbox.add(account_id, "https://crm.example/hook", ["lead.created"]))
+    asked = []
+    real = leads_store._FOLLOW_UPS
+    monkeypatch.setattr(leads_store, "_FOLLOW_UPS", SimpleNamespace(first=lambda conn, params: asked.append(params) or real.first(conn, params)))
+    batch = _deliveries(app, tenant, [(f"CA{i:032d}", f"+1415555{200 + i:04d}", STATIC_NUMBER) for i in range(3)])
+    with app.engine.begin() as conn:
+        results = store.ingest_batch_txn(conn, batch)
+    assert len(asked) == 1 and all(r.call.lead_id for r in results)
+    with app.engine.connect() as conn:
+        owners = conn.execute(sa.text("SELECT owner FROM leads ORDER BY id")).scalars().all()
+        events = conn.execute(sa.text("SELECT lead_id FROM lead_webhook_deliveries WHERE event = 'lead.created' ORDER BY lead_id")).scalars().all()
+    assert owners == ["Ann"] * 3 and events == sorted(r.call.lead_id for r in results)
+
+
+def test_an_account_without_managers_or_webhooks_makes_leads_without_either(app, tenant):
+    setup_phones(app, tenant)
+    with app.engine.begin() as conn:
+        results = store.ingest_batch_txn(conn, _deliveries(app, tenant, [("CA" + "7" * 32, "+14155550300", STATIC_NUMBER)]))
+    assert results[0].call.lead_id is not None
+    with app.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT owner FROM leads")).scalars().all() == [None]
+        assert conn.execute(sa.text("SELECT count(*) FROM lead_webhook_deliveries")).scalar_one() == 0
