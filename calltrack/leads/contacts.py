@@ -7,6 +7,7 @@ must be caught before parsing, or every hidden caller would become one "person" 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ import phonenumbers
 WITHHELD_WORDS = frozenset({"anonymous", "restricted", "unknown", "private", "unavailable", "blocked", "withheld", "unknown caller"})
 # Keypad spellings seen across public Twilio handlers, with and without the "+".
 WITHHELD_DIGITS = frozenset({"266696687", "7378742833", "2562533", "8656696", "86282452253"})
+_NANP_E164 = re.compile(r"\+1[2-9][0-9]{9}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,14 @@ def read_caller(raw: str | None, region: str) -> Caller:
         return Caller(None, withheld=True)
     if len(text) > 40 or ":" in text or "@" in text:
         return Caller(None)
+    if _NANP_E164.fullmatch(text):
+        # Most calls come from North America in E.164 already: parse() would find country code 1
+        # and a ten-digit national number starting 2-9 (no national prefix or leading zero to
+        # strip), so it is built directly; only validity needs the metadata. An invalid one
+        # goes the long way, to be answered exactly as before.
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
+        if phonenumbers.is_valid_number(number):
+            return Caller(text)
     digits_only = text.lstrip("+")
     # PBXs and Plivo send bare international digits ("14155550100"); try them as such when
     # they do not read as a national number.

@@ -212,3 +212,28 @@ def test_an_account_without_managers_or_webhooks_makes_leads_without_either(app,
     with app.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT owner FROM leads")).scalars().all() == [None]
         assert conn.execute(sa.text("SELECT count(*) FROM lead_webhook_deliveries")).scalar_one() == 0
+
+
+# -- callers in North American E.164, read without parse() ----------------------------------
+
+
+def _read_by_parsing(text: str, region: str) -> str | None:
+    import phonenumbers
+
+    parsed = phonenumbers.parse(text, region)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_valid_number(parsed) else None
+
+
+@pytest.mark.parametrize("region", ["US", "GB"])
+def test_north_american_e164_callers_read_as_phonenumbers_parses_them(region):
+    from calltrack.leads.contacts import read_caller
+
+    rng = random.Random(11)
+    numbers = ["+14155550100", "+12125550199", "+18005550100", "+19999999999", "+12000000000", "+16135550123", "+18765550123",
+               "+14155550100 ", "+1415555010", "+141555501000", "+10155550100", "+11155550100"]
+    numbers += [f"+1{rng.randint(2, 9)}{rng.randrange(10**9):09d}" for _ in range(2000)]
+    for text in numbers:
+        read_caller.cache_clear()
+        got = read_caller(text, region)
+        assert got.e164 == _read_by_parsing(text.strip(), region), text
+        assert not got.withheld and got.extension is None
