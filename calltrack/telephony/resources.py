@@ -75,11 +75,14 @@ def _form_parsed_by_twisted(request: Request, raw: bytes) -> dict[str, list[str]
     fields = raw.count(b"&") + 1
     if fields > MAX_FORM_FIELDS or sum(map(len, args.values())) != fields:
         return None
+    form: dict[str, list[str]] = {}
     try:
-        # parse_qs decodes percent-escapes with errors="replace"; so does this.
-        return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in args.items()}
+        for k, vs in args.items():
+            # parse_qs decodes percent-escapes with errors="replace"; so does this.
+            form[k.decode("utf-8", "replace")] = [vs[0].decode("utf-8", "replace")] if len(vs) == 1 else [v.decode("utf-8", "replace") for v in vs]
     except AttributeError:  # not bytes: not Twisted's parse
         return None
+    return form
 
 
 class TelephonyResources:
