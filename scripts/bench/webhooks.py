@@ -44,10 +44,12 @@ endpoint that never answers (each attempt waits out the 10 s timeout) or answers
 (every new lead's event is attempted straight away and retried with back-off): the figures
 then show what a broken CRM costs ingestion, and the report adds the outbox's counts.
 
-``--profile DIR`` samples the calltrack server with py-spy (every thread: the reactor and the
-database writer share the GIL) during the first measured throughput run, and prints where its
-time went per thread (collapsed stacks kept in DIR; a flame graph too when a flamegraph tool is
-installed). py-spy costs the machine some CPU: compare figures from runs without it.
+``--profile DIR`` samples the calltrack server with py-spy during the first measured throughput
+run, keeping only the samples of the thread that holds the GIL (the reactor and the database
+writer share it, so that is where the CPU goes; without ``--gil`` a thread waiting for the GIL is
+sampled too, at whatever line it stopped), and prints where the time went per thread (collapsed
+stacks kept in DIR; a flame graph too when a flamegraph tool is installed). py-spy costs the
+machine some CPU: compare figures from runs without it.
 
 Other options: ``--threads`` (wrk threads), ``--warmup`` seconds, ``--pool-size`` and
 ``--leased`` (pool numbers, and how many visitors hold one), ``--json-out FILE``, ``--keep``
@@ -618,10 +620,10 @@ class Bench:
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_")
         raw = out_dir / f"{stem}.collapsed.txt"
-        cmd = [spy, "record", "--pid", str(server.pid), "--duration", str(seconds), "--rate", "200", "--nonblocking",
+        cmd = [spy, "record", "--pid", str(server.pid), "--duration", str(seconds), "--rate", "200", "--nonblocking", "--gil",
                "--threads", "--function", "--format", "raw", "-o", str(raw)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        say(f"  py-spy is sampling pid {server.pid} (--nonblocking, 200 Hz) into {raw}")
+        say(f"  py-spy is sampling pid {server.pid} (--nonblocking --gil, 200 Hz) into {raw}")
         return proc, raw, out_dir / f"{stem}.svg"
 
     def finish_profiler(self, spy: tuple[subprocess.Popen[bytes], Path, Path]) -> None:
